@@ -1,0 +1,93 @@
+"""The Celery configuration dropq runs with, built from ``Settings``.
+
+JSON only, late acknowledgement, one queue per stage routed by task name, and a
+broker visibility timeout well above the longest countdown any task uses (a
+Redis broker redelivers an unacknowledged message after that timeout, and a
+countdown task stays unacknowledged while it waits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+
+__all__ = [
+    "QUEUES",
+    "TASK_MODULES",
+    "WORKER_QUEUES",
+    "ROUTES",
+    "MAX_COUNTDOWN_S",
+    "VISIBILITY_TIMEOUT_S",
+    "build_celery_config",
+]
+
+QUEUES: tuple[str, ...] = ("dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink")
+
+# Another application's send_task("dropq.enrich") without a queue lands on Celery's default
+# queue, "celery": workers listen there too so the documented call works as written.
+DEFAULT_CELERY_QUEUE = "celery"
+WORKER_QUEUES: tuple[str, ...] = (*QUEUES, DEFAULT_CELERY_QUEUE)
+
+# Modules a worker imports to register the dropq.* tasks.
+TASK_MODULES: tuple[str, ...] = ("tasks.health",)
+
+# Task name -> queue. The public entry point shares the produce queue.
+ROUTES: dict[str, dict[str, str]] = {
+    "dropq.enrich": {"queue": "dropq.produce"},
+    "dropq.produce": {"queue": "dropq.produce"},
+    "dropq.ping": {"queue": "dropq.produce"},
+    "dropq.submit": {"queue": "dropq.submit"},
+    "dropq.poll": {"queue": "dropq.poll"},
+    "dropq.sink": {"queue": "dropq.sink"},
+    "dropq.deliver": {"queue": "dropq.sink"},
+}
+
+# No task ever re-enqueues itself further ahead than this.
+MAX_COUNTDOWN_S = 600
+# Redis broker: redeliver an unacknowledged message only after this; six times the longest countdown.
+VISIBILITY_TIMEOUT_S = 6 * MAX_COUNTDOWN_S
+# Results of send_task(...).get() callers; the job ledger has its own, longer TTL.
+RESULT_EXPIRES_S = 24 * 3600
+
+
+def build_celery_config(settings: Settings) -> dict[str, Any]:
+    """Return the Celery configuration mapping for these settings.
+
+    Args:
+        settings: the process settings.
+
+    Returns:
+        A mapping for ``app.conf.update``.
+    """
+    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    return {
+        "broker_url": settings.effective_broker_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        # JSON only: no pickle anywhere.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # A worker killed mid-task loses nothing: the message is acknowledged after the task.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": QUEUES[0],
+        "task_create_missing_queues": True,
+        "task_routes": ROUTES,
+        # Flower sees every task: sent, received, started, succeeded, retried, failed.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "result_expires": RESULT_EXPIRES_S,
+        "result_extended": True,
+        # structlog owns logging; Celery must not take over the root logger.
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }

@@ -1,0 +1,179 @@
+"""Typed settings read from the environment (12-factor).
+
+Only this module reads the environment. ``from_env(mapping)`` builds a frozen
+``Settings`` from any mapping, so tests pass a dict instead of patching
+``os.environ``. A bad value raises ``SettingsError`` naming the variable, the
+value and what is expected, and start-up stops there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS"]
+
+DEFAULT_API_URL = "https://api.dropcontact.com"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+# The API allows 60 requests per second per account, POSTs and GETs together.
+DEFAULT_RATE_LIMIT = 60.0
+DEFAULT_DESTINATIONS = "config/destinations.toml"
+# The API takes 10 to 60 s per batch, up to 3 min: a first look at 10 s catches the fast ones.
+DEFAULT_POLL_FIRST_S = 10.0
+# Backoff between polls grows from this base...
+DEFAULT_POLL_BASE_S = 5.0
+# ...and never waits more than this between two polls.
+DEFAULT_POLL_CAP_S = 60.0
+# After this age a batch is fetched once with forceResults=true (the docs' worst case is 3 min).
+DEFAULT_POLL_MAX_AGE_S = 900.0
+# requests has no default timeout; a call without one can hold a worker forever.
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_READ_TIMEOUT_S = 30.0
+# Finished jobs' ledgers and bulk data stay this long in Redis (results are kept 30 days by the API).
+DEFAULT_JOB_TTL_S = 7 * 24 * 3600
+# Retries allowed for real errors (5xx, timeouts) per task; waiting never uses them.
+DEFAULT_MAX_RETRIES = 8
+# How often a paused (out of credits) key re-checks its balance with the free endpoint.
+DEFAULT_CREDIT_RECHECK_S = 60.0
+DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+DEFAULT_WEBHOOK_PORT = 8081
+
+
+class SettingsError(ValueError):
+    """A variable of the environment holds a value dropq cannot use."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        super().__init__(f"{variable} must be {expected}, got {value!r}")
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.variable, self.value, self.expected))
+
+
+def _positive_float(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise SettingsError(variable, raw, "a positive number")
+    return value
+
+
+def _positive_int(variable: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise SettingsError(variable, raw, "a positive integer")
+    return value
+
+
+def _port(variable: str, raw: str) -> int:
+    value = _positive_int(variable, raw) if raw != "0" else 0
+    if value > 65535:
+        raise SettingsError(variable, raw, "a port number between 0 and 65535")
+    return value
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        scheme, sep, rest = raw.partition("://")
+        if not sep or scheme not in schemes or not rest:
+            raise SettingsError(variable, raw, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
+        return raw.rstrip("/") if scheme.startswith("http") else raw
+
+    return parse
+
+
+def _text(variable: str, raw: str) -> str:
+    return raw
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        if raw.lower() not in choices:
+            raise SettingsError(variable, raw, "one of " + ", ".join(choices))
+        return raw.lower()
+
+    return parse
+
+
+def _var(name: str, parse: Callable[[str, str], Any], default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": name, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything dropq reads from the environment, with working defaults.
+
+    The API key is kept out of ``repr`` so it never reaches a log line or a traceback.
+    """
+
+    api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata={"env": "DROPCONTACT_API_KEY", "parse": _text, "doc": "the access token"},
+    )
+    api_url: str = _var("DROPCONTACT_API_URL", _url(("http", "https")), DEFAULT_API_URL, "base URL of the API")
+    redis_url: str = _var("REDIS_URL", _url(("redis", "rediss", "unix")), DEFAULT_REDIS_URL, "Redis for state")
+    broker_url: str = _var("CELERY_BROKER_URL", _url(("redis", "rediss", "amqp", "amqps")), "", "Celery broker")
+    rate_limit: float = _var("DROPQ_RATE_LIMIT", _positive_float, DEFAULT_RATE_LIMIT, "requests/s, all workers")
+    destinations_path: str = _var("DROPQ_DESTINATIONS", _text, DEFAULT_DESTINATIONS, "destination config file")
+    webhook_url: str | None = _var("DROPQ_WEBHOOK_URL", _url(("http", "https")), None, "public receiver URL")
+    webhook_host: str = _var("DROPQ_WEBHOOK_HOST", _text, DEFAULT_WEBHOOK_HOST, "receiver bind address")
+    webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
+    poll_first_s: float = _var("DROPQ_POLL_FIRST_S", _positive_float, DEFAULT_POLL_FIRST_S, "first poll delay")
+    poll_base_s: float = _var("DROPQ_POLL_BASE_S", _positive_float, DEFAULT_POLL_BASE_S, "poll backoff base")
+    poll_cap_s: float = _var("DROPQ_POLL_CAP_S", _positive_float, DEFAULT_POLL_CAP_S, "poll backoff cap")
+    poll_max_age_s: float = _var("DROPQ_POLL_MAX_AGE_S", _positive_float, DEFAULT_POLL_MAX_AGE_S, "forceResults age")
+    connect_timeout_s: float = _var(
+        "DROPQ_CONNECT_TIMEOUT_S", _positive_float, DEFAULT_CONNECT_TIMEOUT_S, "HTTP connect timeout"
+    )
+    read_timeout_s: float = _var("DROPQ_READ_TIMEOUT_S", _positive_float, DEFAULT_READ_TIMEOUT_S, "HTTP read timeout")
+    max_retries: int = _var("DROPQ_MAX_RETRIES", _positive_int, DEFAULT_MAX_RETRIES, "retries for real errors")
+    credit_budget_per_day: int | None = _var("DROPQ_CREDIT_BUDGET_PER_DAY", _positive_int, None, "daily budget")
+    credit_recheck_s: float = _var(
+        "DROPQ_CREDIT_RECHECK_S", _positive_float, DEFAULT_CREDIT_RECHECK_S, "balance re-check when paused"
+    )
+    job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
+    log_level: str = _var("DROPQ_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level")
+    log_format: str = _var("DROPQ_LOG_FORMAT", _choice("auto", "json", "console"), "auto", "log renderer")
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker: ``CELERY_BROKER_URL`` when set, else ``REDIS_URL``."""
+        return self.broker_url or self.redis_url
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+ENV_VARS: tuple[tuple[str, str, str], ...] = tuple(
+    (f.metadata["env"], f.name, f.metadata["doc"]) for f in fields(Settings)
+)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping (``os.environ`` when none is given).
+
+    Empty values count as unset.
+
+    Raises:
+        SettingsError: a variable holds a value that cannot be used.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f.metadata["env"], "").strip()
+        if raw:
+            values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+    return Settings(**values)

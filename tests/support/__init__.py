@@ -1,0 +1,1 @@
+"""Test support: real processes (Redis, Celery workers, the sandbox) started per test session."""

@@ -1,0 +1,36 @@
+"""The Celery configuration keeps the non-negotiable rules."""
+
+from __future__ import annotations
+
+from config.celeryconfig import MAX_COUNTDOWN_S, QUEUES, ROUTES, VISIBILITY_TIMEOUT_S, build_celery_config
+from config.settings import from_env
+
+
+def test_json_only_and_late_acks() -> None:
+    """No pickle anywhere, late acks, lost workers requeue, prefetch of one."""
+    conf = build_celery_config(from_env({}))
+    assert conf["task_serializer"] == conf["result_serializer"] == "json"
+    assert conf["accept_content"] == ["json"]
+    assert conf["task_acks_late"] is True
+    assert conf["task_reject_on_worker_lost"] is True
+    assert conf["worker_prefetch_multiplier"] == 1
+
+
+def test_every_stage_has_its_queue() -> None:
+    """Each dropq stage routes to its own queue."""
+    assert set(QUEUES) == {"dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink"}
+    for stage in ("produce", "submit", "poll", "sink"):
+        assert ROUTES[f"dropq.{stage}"]["queue"] == f"dropq.{stage}"
+
+
+def test_visibility_timeout_exceeds_the_longest_countdown() -> None:
+    """A countdown task is never redelivered while it legitimately waits."""
+    conf = build_celery_config(from_env({}))
+    assert conf["broker_transport_options"]["visibility_timeout"] == VISIBILITY_TIMEOUT_S
+    assert VISIBILITY_TIMEOUT_S > MAX_COUNTDOWN_S
+
+
+def test_events_are_on_for_flower() -> None:
+    """Workers send task events so Flower sees everything."""
+    conf = build_celery_config(from_env({}))
+    assert conf["worker_send_task_events"] and conf["task_send_sent_event"]

@@ -1,0 +1,74 @@
+"""Settings from the environment: defaults, parsing and the errors that stop start-up."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from config.settings import Settings, SettingsError, from_env
+
+
+def test_defaults_match_the_design_table() -> None:
+    """An empty environment gives the documented defaults."""
+    settings = from_env({})
+    assert settings.api_key is None
+    assert settings.api_url == "https://api.dropcontact.com"
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.effective_broker_url == "redis://localhost:6379/0"
+    assert settings.rate_limit == 60
+    assert settings.destinations_path == "config/destinations.toml"
+    assert settings.webhook_url is None
+
+
+def test_broker_defaults_to_redis_url_and_can_be_amqp() -> None:
+    """CELERY_BROKER_URL falls back to REDIS_URL and accepts amqp://."""
+    assert from_env({"REDIS_URL": "redis://h:1/2"}).effective_broker_url == "redis://h:1/2"
+    amqp = from_env({"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"})
+    assert amqp.effective_broker_url.startswith("amqp://")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DROPQ_RATE_LIMIT", "abc", "DROPQ_RATE_LIMIT must be a positive number, got 'abc'"),
+        ("DROPQ_RATE_LIMIT", "-3", "DROPQ_RATE_LIMIT must be a positive number, got '-3'"),
+        ("DROPQ_RATE_LIMIT", "nan", "DROPQ_RATE_LIMIT must be a positive number, got 'nan'"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must be a URL starting with redis:// or rediss:// or unix://"),
+        ("DROPCONTACT_API_URL", "ftp://x", "DROPCONTACT_API_URL must be a URL starting with http:// or https://"),
+        ("DROPQ_MAX_RETRIES", "1.5", "DROPQ_MAX_RETRIES must be a positive integer, got '1.5'"),
+        ("DROPQ_LOG_LEVEL", "loud", "DROPQ_LOG_LEVEL must be one of debug, info, warning, error, got 'loud'"),
+    ],
+)
+def test_a_bad_value_names_the_variable_the_value_and_the_expectation(variable: str, value: str, message: str) -> None:
+    """Each bad value is refused with a message a person can act on."""
+    with pytest.raises(SettingsError) as caught:
+        from_env({variable: value})
+    assert str(caught.value).startswith(message)
+    assert caught.value.variable == variable
+
+
+def test_settings_error_survives_pickling() -> None:
+    """The error crosses process boundaries intact."""
+    error = SettingsError("DROPQ_RATE_LIMIT", "abc", "a positive number")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error)
+
+
+def test_api_key_is_not_in_the_repr() -> None:
+    """The token never shows in a repr, and so in no log line or traceback that prints settings."""
+    settings = from_env({"DROPCONTACT_API_KEY": "super-secret-token"})
+    assert settings.api_key == "super-secret-token"
+    assert "super-secret-token" not in repr(settings)
+
+
+def test_empty_values_count_as_unset() -> None:
+    """An exported but empty variable falls back to the default."""
+    assert from_env({"DROPQ_RATE_LIMIT": "  "}).rate_limit == 60
+
+
+def test_replace_returns_a_changed_copy() -> None:
+    """Settings are frozen; replace gives a modified copy."""
+    base = Settings()
+    changed = base.replace(rate_limit=5.0)
+    assert changed.rate_limit == 5.0 and base.rate_limit == 60

@@ -1,0 +1,23 @@
+"""The Celery application: ``celery -A workers.app worker`` / ``celery -A workers.app flower``.
+
+This is the one module-level singleton of the project. Settings are read once,
+here, when a process imports the app; a bad value stops start-up with a
+message that names the variable.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config.celeryconfig import TASK_MODULES, build_celery_config
+from config.settings import from_env
+from workers import logs
+
+__all__ = ["app", "settings"]
+
+settings = from_env()
+
+app = Celery("dropq")
+app.conf.update(build_celery_config(settings))
+app.conf.imports = TASK_MODULES
+logs.install(settings)

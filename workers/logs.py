@@ -1,0 +1,161 @@
+"""structlog for every dropq process, wired through Celery's signals.
+
+JSON lines off a terminal, a readable console on one; ISO UTC timestamps;
+context in contextvars, bound per task (task id and name, then job, batch and
+request ids as the task learns them). Celery's own loggers go through the same
+renderer. A processor scrubs the API key from every event, whatever field it
+hides in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+from celery import signals
+
+from config.settings import Settings
+
+__all__ = ["install", "configure_logging", "SecretScrubber", "bind_task_context", "REDACTED"]
+
+REDACTED = "[redacted]"
+
+_log = structlog.get_logger("dropq.task")
+
+
+class SecretScrubber:
+    """A structlog processor that replaces every secret value by ``[redacted]``.
+
+    It looks into strings, nested mappings and sequences, so a secret cannot
+    leak through an exception text, a URL or a header dictionary.
+    """
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        # Too-short values would redact ordinary words; an API key is long.
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+
+    def scrub(self, value: Any) -> Any:
+        """Return ``value`` with every secret replaced."""
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.scrub(v) for v in value)
+        if isinstance(value, BaseException):
+            return self.scrub(repr(value))
+        return value
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self.scrub(value)
+        return event_dict
+
+
+def _render_exception_then_scrub(scrubber: SecretScrubber) -> list[Any]:
+    # Tracebacks are rendered to text first so the scrubber sees them too.
+    return [structlog.processors.format_exc_info, scrubber]
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Configure structlog and the standard library logging for this process.
+
+    Args:
+        settings: gives the level, the renderer choice and the secrets to scrub.
+        stream: where lines go; standard error by default.
+    """
+    out = stream or sys.stderr
+    level = getattr(logging, settings.log_level.upper())
+    is_json = settings.log_format == "json" or (settings.log_format == "auto" and not _is_tty(out))
+    scrubber = SecretScrubber([settings.api_key])
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any
+    if is_json:
+        shared += _render_exception_then_scrub(scrubber)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        shared.append(scrubber)
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Celery's per-task logger otherwise formats lines its own way and propagates twice.
+    for name in ("celery", "celery.task", "celery.worker", "celery.app.trace", "kombu"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    # Routine per-request lines from these libraries would drown the events that matter.
+    for name in ("urllib3", "uvicorn.access"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def bind_task_context(**fields: Any) -> None:
+    """Bind fields (job, batch or request ids) to every later log line of the running task."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+_installed: list[Settings] = []
+
+
+def install(settings: Settings) -> None:
+    """Connect the logging signal handlers once per process.
+
+    Args:
+        settings: the process settings.
+    """
+    if _installed:
+        return
+    _installed.append(settings)
+
+    # Connecting to setup_logging tells Celery not to configure logging itself.
+    @signals.setup_logging.connect(weak=False)
+    def _on_setup_logging(**_: Any) -> None:
+        configure_logging(settings)
+
+    started_ns: dict[str | None, int] = {}
+
+    @signals.task_prerun.connect(weak=False)
+    def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(task_id=task_id, task_name=getattr(task, "name", None))
+        started_ns[task_id] = time.monotonic_ns()
+
+    @signals.task_postrun.connect(weak=False)
+    def _summarise_task(task_id: str | None = None, state: str | None = None, **_: Any) -> None:
+        # One summary line per task, with whatever ids the task bound on the way.
+        started = started_ns.pop(task_id, None)
+        duration_ms = (time.monotonic_ns() - started) // 1_000_000 if started else None
+        _log.info("task_finished", state=state, duration_ms=duration_ms)
+        structlog.contextvars.clear_contextvars()
