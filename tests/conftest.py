@@ -10,6 +10,9 @@ import redis
 from tests.support.processes import WorkerProcess
 from workers.embedded import EmbeddedRedis
 
+# The sandbox fixtures (a real emulator server over HTTP) live with their support code.
+pytest_plugins = ["tests.support.sandbox"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:

@@ -1,0 +1,1 @@
+"""Fixtures for the sandbox emulator (filled in with the sandbox)."""

@@ -1,0 +1,124 @@
+"""Every Redis key dropq writes, built here and nowhere else.
+
+Layout: ``dropq:{kind}:{id}``. Keys about the account carry a short hash of
+the API key (``account_id``), never the key itself. Every key that can grow
+has a TTL or a cleanup path; the module that writes a key states which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = [
+    "PREFIX",
+    "account_id",
+    "limiter_key",
+    "cooldown_key",
+    "adaptive_rate_key",
+    "credits_key",
+    "credits_pause_key",
+    "budget_key",
+    "job_key",
+    "job_parts_key",
+    "job_seen_key",
+    "job_batches_key",
+    "job_outcomes_key",
+    "batch_key",
+    "batch_records_key",
+    "delivery_key",
+    "webhook_token_key",
+    "jobs_index_key",
+]
+
+PREFIX = "dropq"
+
+
+def account_id(api_key: str | None) -> str:
+    """A short, stable, non-reversible name for an API key (12 hex digits of SHA-256)."""
+    return hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
+
+
+def _key(kind: str, *parts: str) -> str:
+    return ":".join((PREFIX, kind, *parts))
+
+
+# Account-wide state: shared by every worker of every machine that uses this key.
+def limiter_key(account: str) -> str:
+    """The rate limiter's state for an account."""
+    return _key("limiter", account)
+
+
+def cooldown_key(account: str) -> str:
+    """Set while the account cools down after a 429."""
+    return _key("cooldown", account)
+
+
+def adaptive_rate_key(account: str) -> str:
+    """The current adaptive rate of an account (lowered on 429s, recovering slowly)."""
+    return _key("rate", account)
+
+
+def credits_key(account: str) -> str:
+    """The last known credit balance of an account."""
+    return _key("credits", account)
+
+
+def credits_pause_key(account: str) -> str:
+    """Set while submits are paused for missing credits."""
+    return _key("credits-pause", account)
+
+
+def budget_key(account: str, day: str) -> str:
+    """Credits spent on a UTC day (``YYYY-MM-DD``) against the optional daily budget."""
+    return _key("budget", account, day)
+
+
+# Job state: one job = one ledger, its batches and its outcomes.
+def job_key(job_id: str) -> str:
+    """The job ledger (a hash of counters, state and timestamps)."""
+    return _key("job", job_id)
+
+
+def job_parts_key(job_id: str) -> str:
+    """The input parts of a job already received (a set), so a resent part counts once."""
+    return _key("job-parts", job_id)
+
+
+def job_seen_key(job_id: str) -> str:
+    """Identity keys of the records of a job (a hash key -> first index), for de-duplication."""
+    return _key("job-seen", job_id)
+
+
+def job_batches_key(job_id: str) -> str:
+    """The batch ids of a job (a set)."""
+    return _key("job-batches", job_id)
+
+
+def job_outcomes_key(job_id: str) -> str:
+    """The stream of per-record outcomes of a job (enriched, not found, rejected, duplicate, failed)."""
+    return _key("job-outcomes", job_id)
+
+
+def jobs_index_key() -> str:
+    """Running jobs by last activity (a sorted set), for cleanup and listing."""
+    return _key("jobs")
+
+
+def batch_key(batch_id: str) -> str:
+    """A batch's state machine (a hash: state, request_id, attempts, timestamps)."""
+    return _key("batch", batch_id)
+
+
+def batch_records_key(batch_id: str) -> str:
+    """The records of a batch as sent to the API (a JSON string)."""
+    return _key("batch-records", batch_id)
+
+
+def delivery_key(job_id: str, destination: str) -> str:
+    """Record ids already written by one destination of a job (idempotent delivery)."""
+    return _key("delivered", job_id, destination)
+
+
+def webhook_token_key(token: str) -> str:
+    """The batch a webhook callback token belongs to."""
+    return _key("webhook", token)
