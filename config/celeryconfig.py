@@ -30,7 +30,7 @@ DEFAULT_CELERY_QUEUE = "celery"
 WORKER_QUEUES: tuple[str, ...] = (*QUEUES, DEFAULT_CELERY_QUEUE)
 
 # Modules a worker imports to register the dropq.* tasks.
-TASK_MODULES: tuple[str, ...] = ("tasks.health",)
+TASK_MODULES: tuple[str, ...] = ("tasks.health", "tasks.enrich", "tasks.stages")
 
 # Task name -> queue. The public entry point shares the produce queue.
 ROUTES: dict[str, dict[str, str]] = {
@@ -41,6 +41,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "dropq.poll": {"queue": "dropq.poll"},
     "dropq.sink": {"queue": "dropq.sink"},
     "dropq.deliver": {"queue": "dropq.sink"},
+    "dropq.finish": {"queue": "dropq.sink"},
 }
 
 # No task ever re-enqueues itself further ahead than this.

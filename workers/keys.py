@@ -17,14 +17,20 @@ __all__ = [
     "adaptive_rate_key",
     "credits_key",
     "credits_pause_key",
+    "credits_recheck_key",
     "budget_key",
     "job_key",
     "job_parts_key",
+    "job_segments_key",
+    "job_deliveries_key",
+    "unit_key",
     "job_seen_key",
     "job_batches_key",
     "job_outcomes_key",
     "batch_key",
     "batch_records_key",
+    "batch_results_key",
+    "job_produced_parts_key",
     "delivery_key",
     "webhook_token_key",
     "jobs_index_key",
@@ -68,6 +74,11 @@ def credits_pause_key(account: str) -> str:
     return _key("credits-pause", account)
 
 
+def credits_recheck_key(account: str) -> str:
+    """Held (SET NX PX) by the one worker allowed to re-check a paused account's balance now."""
+    return _key("credits-recheck", account)
+
+
 def budget_key(account: str, day: str) -> str:
     """Credits spent on a UTC day (``YYYY-MM-DD``) against the optional daily budget."""
     return _key("budget", account, day)
@@ -82,6 +93,26 @@ def job_key(job_id: str) -> str:
 def job_parts_key(job_id: str) -> str:
     """The input parts of a job already received (a set), so a resent part counts once."""
     return _key("job-parts", job_id)
+
+
+def job_produced_parts_key(job_id: str) -> str:
+    """The input parts of a job whose produce has finished (a set)."""
+    return _key("job-produced", job_id)
+
+
+def job_segments_key(job_id: str) -> str:
+    """Produced segments of a job already committed (a set), so a redelivered produce counts once."""
+    return _key("job-segments", job_id)
+
+
+def job_deliveries_key(job_id: str) -> str:
+    """Deliveries of a job already done, as ``{unit}|{destination}`` members (a set)."""
+    return _key("job-deliveries", job_id)
+
+
+def unit_key(unit_id: str) -> str:
+    """Outcomes waiting for delivery to a job's destinations (a hash: payload, remaining)."""
+    return _key("unit", unit_id)
 
 
 def job_seen_key(job_id: str) -> str:
@@ -112,6 +143,11 @@ def batch_key(batch_id: str) -> str:
 def batch_records_key(batch_id: str) -> str:
     """The records of a batch as sent to the API (a JSON string)."""
     return _key("batch-records", batch_id)
+
+
+def batch_results_key(batch_id: str) -> str:
+    """The results the API returned for a batch (a JSON string), until the sink has joined them."""
+    return _key("batch-results", batch_id)
 
 
 def delivery_key(job_id: str, destination: str) -> str:

@@ -111,8 +111,8 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
-    # Routine per-request lines from these libraries would drown the events that matter.
-    for name in ("urllib3", "uvicorn.access"):
+    # Routine per-request lines would drown the events that matter; dropq logs one summary per task itself.
+    for name in ("urllib3", "uvicorn.access", "celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 

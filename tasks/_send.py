@@ -1,0 +1,40 @@
+"""Send a stage's follow-up messages through the app (routes pick each task's queue)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from workers.app import app
+from workers.pipeline.followup import Followup
+
+__all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY"]
+
+import redis
+from kombu.exceptions import OperationalError
+
+# Redis or the broker restarting is waiting, not failing: such tasks retry without a limit.
+INFRA_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+INFRA_RETRY = {
+    "autoretry_for": INFRA_ERRORS,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": None,
+}
+
+
+def send(item: Followup) -> None:
+    """Send one follow-up."""
+    app.send_task(
+        item.task,
+        kwargs=item.kwargs,
+        countdown=item.countdown_s or None,
+        kwargsrepr=item.kwargsrepr,
+        queue=item.queue,
+    )
+
+
+def send_all(items: Iterable[Followup]) -> None:
+    """Send follow-ups in order."""
+    for item in items:
+        send(item)

@@ -1,0 +1,59 @@
+"""Build the destinations of a job from the config file and the job's options."""
+
+from __future__ import annotations
+
+import redis
+from celery import Celery
+
+from config.destinations import DestinationsConfig
+from workers.destinations.base import Destination, DestinationError
+from workers.destinations.callback import CALLBACK_NAME, CallbackDestination
+from workers.destinations.files import CsvDestination, JsonlDestination
+from workers.destinations.stream import StreamDestination
+from workers.jobs.options import JobOptions
+
+__all__ = ["DestinationRegistry"]
+
+
+class DestinationRegistry:
+    """Knows every configured destination and picks those of a job.
+
+    Args:
+        config: the loaded destination file.
+        client: Redis, for the stream destination.
+        app: the Celery app, for callbacks.
+        ttl_s: TTL of stream data.
+    """
+
+    def __init__(self, config: DestinationsConfig, client: redis.Redis, app: Celery, ttl_s: int) -> None:
+        self._config = config
+        self._app = app
+        self._named: dict[str, Destination] = {}
+        for name, entry in config.destinations.items():
+            if entry.type == "jsonl":
+                self._named[name] = JsonlDestination(name, entry.options.get("directory", "out"))
+            elif entry.type == "csv":
+                self._named[name] = CsvDestination(name, entry.options.get("directory", "out"))
+            elif entry.type == "stream":
+                self._named[name] = StreamDestination(client, ttl_s, name=name)
+
+    def names_for(self, options: JobOptions) -> tuple[str, ...]:
+        """The destination names of a job: those it asked for (or the default), plus its callback.
+
+        Raises:
+            DestinationError: the job names a destination the config does not have.
+        """
+        chosen = options.destinations if options.destinations is not None else self._config.default
+        unknown = [name for name in chosen if name not in self._named]
+        if unknown:
+            known = ", ".join(sorted(self._named))
+            raise DestinationError(unknown[0], f"not in the destination config (known: {known})", is_transient=False)
+        if options.callback and options.callback.task:
+            return (*chosen, CALLBACK_NAME)
+        return tuple(chosen)
+
+    def get(self, name: str, options: JobOptions) -> Destination:
+        """The destination called ``name`` for a job with these options."""
+        if name == CALLBACK_NAME and options.callback and options.callback.task:
+            return CallbackDestination(self._app, options.callback.task, options.callback.queue)
+        return self._named[name]

@@ -1,0 +1,18 @@
+"""Job state in Redis: the ledger, the batch state machine and the outcomes waiting for delivery."""
+
+from __future__ import annotations
+
+from workers.jobs.batches import Batch, BatchState, BatchStore
+from workers.jobs.ledger import JobLedger, JobStatus
+from workers.jobs.options import CallbackSpec, JobOptions, JobOptionsError
+
+__all__ = [
+    "Batch",
+    "BatchState",
+    "BatchStore",
+    "CallbackSpec",
+    "JobLedger",
+    "JobOptions",
+    "JobOptionsError",
+    "JobStatus",
+]

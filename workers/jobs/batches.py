@@ -1,0 +1,249 @@
+"""The batch state machine in Redis.
+
+States and the transitions between them (each one atomic, see transition.lua):
+
+    pending --claim--> posting --accepted--> submitted --results--> fetched --sink--> done
+       ^                  |                      |
+       +--- wait/retry ---+                      +--> failed (also from pending/posting)
+                          |
+                          +--400 invalid--> split (two new pending halves)
+
+A batch is POSTed at most once: the claim moves it to ``posting`` with a
+lease; the ``request_id`` is written the moment the API answers. A worker
+that finds ``posting`` with an expired lease knows the previous attempt died
+between the POST and that write (the one unavoidable window) and counts the
+re-POST in the job's ``resubmitted``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from workers import keys
+from workers.jobs.scripts import load_script
+
+__all__ = ["Batch", "BatchState", "BatchStore", "SegmentCommit", "TransitionRefused"]
+
+
+class BatchState(StrEnum):
+    """Where a batch stands."""
+
+    PENDING = "pending"
+    POSTING = "posting"
+    SUBMITTED = "submitted"
+    FETCHED = "fetched"
+    DONE = "done"
+    FAILED = "failed"
+    SPLIT = "split"
+
+
+class TransitionRefused(Exception):
+    """A compare-and-set on a batch did not apply (state moved on, or the message is stale)."""
+
+    def __init__(self, batch_id: str, code: int) -> None:
+        super().__init__(f"batch {batch_id}: transition refused ({_REFUSALS.get(code, code)})")
+        self.batch_id = batch_id
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.batch_id, self.code))
+
+
+_REFUSALS = {-1: "no such batch", -2: "state not allowed", -3: "stale message"}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A snapshot of a batch's state."""
+
+    batch_id: str
+    job_id: str
+    state: BatchState
+    seq: int
+    count: int
+    request_id: str = ""
+    submitted_ms: int = 0
+    lease_until_ms: int = 0
+    polls: int = 0
+    errors: int = 0
+    callback_token: str = ""
+    reason: str = ""
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCommit:
+    """One produced segment: an optional batch and the rejected/duplicate records met before it."""
+
+    job_id: str
+    segment_id: str
+    batch_id: str | None
+    records: list[dict[str, Any]]
+    received: int
+    rejected: int
+    duplicates: int
+    outcomes: list[dict[str, Any]]
+
+
+class BatchStore:
+    """Creates batches and moves them through their states.
+
+    Args:
+        client: a Redis client (``decode_responses=True``).
+        ttl_s: the TTL of every batch key.
+    """
+
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._redis = client
+        self._ttl_s = ttl_s
+        self._commit = load_script(client, "commit_segment")
+        self._transition = load_script(client, "transition")
+        self._complete = load_script(client, "complete_batch")
+        self._split = load_script(client, "split_batch")
+
+    def commit_segment(self, segment: SegmentCommit, destinations: int) -> bool:
+        """Store a segment's batch and count its records, once. False when it was committed before."""
+        batch_id = segment.batch_id or ""
+        unit_id = f"{segment.job_id}:{segment.segment_id}"
+        script_keys = [
+            keys.job_key(segment.job_id),
+            keys.job_segments_key(segment.job_id),
+            keys.batch_key(batch_id),
+            keys.batch_records_key(batch_id),
+            keys.job_batches_key(segment.job_id),
+            keys.unit_key(unit_id),
+        ]
+        args: list[str | int] = [
+            segment.segment_id,
+            batch_id,
+            json.dumps(segment.records, separators=(",", ":"), ensure_ascii=False) if batch_id else "",
+            len(segment.records),
+            segment.received,
+            segment.rejected,
+            segment.duplicates,
+            json.dumps(segment.outcomes, separators=(",", ":"), ensure_ascii=False) if segment.outcomes else "",
+            destinations,
+            self._ttl_s,
+            segment.job_id,
+        ]
+        return bool(self._commit(keys=script_keys, args=args))
+
+    def get(self, batch_id: str) -> Batch | None:
+        """The batch, or None when it does not exist."""
+        raw: dict[str, str] = self._redis.hgetall(keys.batch_key(batch_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        return Batch(
+            batch_id=batch_id,
+            job_id=raw["job_id"],
+            state=BatchState(raw["state"]),
+            seq=int(raw.get("seq", 0)),
+            count=int(raw.get("count", 0)),
+            request_id=raw.get("request_id", ""),
+            submitted_ms=int(raw.get("submitted_ms", 0)),
+            lease_until_ms=int(raw.get("lease_until_ms", 0)),
+            polls=int(raw.get("polls", 0)),
+            errors=int(raw.get("errors", 0)),
+            callback_token=raw.get("callback_token", ""),
+            reason=raw.get("reason", ""),
+            partial=raw.get("partial") == "1",
+        )
+
+    def records(self, batch_id: str) -> list[dict[str, Any]]:
+        """The records of the batch as they are sent to the API."""
+        raw = self._redis.get(keys.batch_records_key(batch_id))
+        return list(json.loads(str(raw))) if raw else []
+
+    def transition(
+        self,
+        batch_id: str,
+        allowed: tuple[BatchState, ...],
+        *,
+        seq: int | None = None,
+        to: BatchState | None = None,
+        bump: bool = False,
+        **fields: str | int,
+    ) -> int:
+        """Compare-and-set the batch's state; returns the new seq.
+
+        Raises:
+            TransitionRefused: the state is not one of ``allowed`` or ``seq`` is stale.
+        """
+        args: list[str | int] = [",".join(allowed), "" if seq is None else seq, to or "", "1" if bump else "0"]
+        for name, value in fields.items():
+            args += [name, value]
+        result = int(self._transition(keys=[keys.batch_key(batch_id)], args=args))
+        if result < 0:
+            raise TransitionRefused(batch_id, result)
+        return result
+
+    def store_results(self, batch_id: str, results: list[dict[str, Any]]) -> None:
+        """Keep the API's results until the sink has joined them."""
+        text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
+        self._redis.set(keys.batch_results_key(batch_id), text, ex=self._ttl_s)
+
+    def results(self, batch_id: str) -> list[dict[str, Any]] | None:
+        """The stored results, or None when there are none."""
+        raw = self._redis.get(keys.batch_results_key(batch_id))
+        return list(json.loads(str(raw))) if raw else None
+
+    def complete(
+        self,
+        batch: Batch,
+        allowed: tuple[BatchState, ...],
+        final: BatchState,
+        *,
+        enriched: int,
+        not_found: int,
+        failed: int,
+        outcomes: list[dict[str, Any]],
+        destinations: int,
+        reason: str = "",
+        credits_used: int = 0,
+    ) -> bool:
+        """Close the batch and count its records once; False when it was closed before."""
+        unit_id = f"{batch.job_id}:{batch.batch_id}"
+        script_keys = [keys.batch_key(batch.batch_id), keys.job_key(batch.job_id), keys.unit_key(unit_id)]
+        args: list[str | int] = [
+            ",".join(allowed),
+            final,
+            enriched,
+            not_found,
+            failed,
+            json.dumps(outcomes, separators=(",", ":"), ensure_ascii=False),
+            destinations,
+            self._ttl_s,
+            reason,
+            credits_used,
+        ]
+        applied = bool(self._complete(keys=script_keys, args=args))
+        if applied:
+            # The bulk data now lives in the unit until every destination has it.
+            self._redis.delete(keys.batch_records_key(batch.batch_id), keys.batch_results_key(batch.batch_id))
+        return applied
+
+    def split(self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]]) -> bool:
+        """Replace a refused batch by its two halves (``{id}.0`` and ``{id}.1``); False when stale."""
+        ids = (f"{batch.batch_id}.0", f"{batch.batch_id}.1")
+        script_keys = [
+            keys.batch_key(batch.batch_id),
+            keys.job_key(batch.job_id),
+            keys.job_batches_key(batch.job_id),
+            keys.batch_key(ids[0]),
+            keys.batch_records_key(ids[0]),
+            keys.batch_key(ids[1]),
+            keys.batch_records_key(ids[1]),
+        ]
+        args: list[str | int] = [seq, batch.job_id]
+        for batch_id, records in zip(ids, (first, second), strict=True):
+            args += [json.dumps(records, separators=(",", ":"), ensure_ascii=False), len(records), batch_id]
+        args.append(self._ttl_s)
+        applied = bool(self._split(keys=script_keys, args=args))
+        if applied:
+            self._redis.delete(keys.batch_records_key(batch.batch_id))
+        return applied

@@ -1,0 +1,43 @@
+-- complete_batch.lua: close a batch (results joined, or failed) and count its records, exactly once.
+--
+-- KEYS[1] batch hash       dropq:batch:{batch}
+-- KEYS[2] job ledger hash  dropq:job:{job}
+-- KEYS[3] outcome unit     dropq:unit:{unit}
+-- ARGV[1] allowed current states, comma separated
+-- ARGV[2] final state ("done" or "failed")
+-- ARGV[3] enriched records (integer)
+-- ARGV[4] not-found records (integer)
+-- ARGV[5] failed records (integer)
+-- ARGV[6] outcomes JSON for the destinations
+-- ARGV[7] destinations (integer)
+-- ARGV[8] TTL of the unit, seconds
+-- ARGV[9] reason (failed batches), or ""
+-- ARGV[10] credits the API keeps for these records (integer)
+-- Returns 1 when applied, 0 when the batch was not in an allowed state (already closed).
+-- TTL: the unit gets ARGV[8]; the batch and ledger keep theirs.
+
+local state = redis.call('HGET', KEYS[1], 'state')
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == state then allowed = true end
+end
+if not allowed then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'reason', ARGV[9])
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local enriched = tonumber(ARGV[3])
+local not_found = tonumber(ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'enriched', enriched)
+redis.call('HINCRBY', KEYS[2], 'not_found', not_found)
+redis.call('HINCRBY', KEYS[2], 'delivered', enriched + not_found)
+redis.call('HINCRBY', KEYS[2], 'failed', tonumber(ARGV[5]))
+redis.call('HINCRBY', KEYS[2], 'batches_done', 1)
+redis.call('HINCRBY', KEYS[2], 'credits_used', tonumber(ARGV[10]))
+local destinations = tonumber(ARGV[7])
+if destinations > 0 then
+  redis.call('HSET', KEYS[3], 'payload', ARGV[6], 'remaining', destinations)
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]))
+  redis.call('HINCRBY', KEYS[2], 'deliveries_pending', destinations)
+end
+return 1

@@ -1,0 +1,169 @@
+"""The job ledger: one Redis hash per job with its counters, state and timestamps.
+
+The counters are moved only by the Lua scripts of this package, each once per
+segment, batch or delivery, so a redelivered task never counts twice. For a
+finished job: received = delivered + rejected + duplicates + failed, with
+delivered = enriched + not_found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import redis
+
+from workers import keys
+from workers.jobs.options import JobOptions
+from workers.jobs.scripts import load_script
+
+__all__ = ["JobLedger", "JobStatus"]
+
+# Keys of a finished job keep this long before Redis drops them (the ledger stays for `dropq status`).
+FINISHED_BULK_TTL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A snapshot of a job's ledger."""
+
+    job_id: str
+    state: str = "running"
+    received: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    batches_submitted: int = 0
+    batches_done: int = 0
+    delivered: int = 0
+    enriched: int = 0
+    not_found: int = 0
+    failed: int = 0
+    credits_used: int = 0
+    resubmitted: int = 0
+    deliveries_pending: int = 0
+    deliveries_failed: int = 0
+    parts_pending: int = 0
+    final_seen: int = 0
+    created_ms: int = 0
+    finished_ms: int = 0
+    fatal_reason: str = ""
+    options: str = ""
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the job's completion has been announced."""
+        return self.state == "finished"
+
+    @property
+    def accounted(self) -> int:
+        """Records with a final outcome: delivered, rejected, duplicate or failed."""
+        return self.delivered + self.rejected + self.duplicates + self.failed
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as a JSON-ready mapping (what ``callback.on_done`` receives)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+
+
+_INT_FIELDS = {f.name for f in fields(JobStatus) if f.type == "int"}
+
+
+class JobLedger:
+    """Reads and writes job ledgers.
+
+    Args:
+        client: a Redis client (``decode_responses=True``).
+        ttl_s: how long a job's keys live after their last write.
+    """
+
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._redis = client
+        self._ttl_s = ttl_s
+        self._register_part = load_script(client, "register_part")
+        self._part_produced = load_script(client, "part_produced")
+        self._finish = load_script(client, "finish_job")
+
+    def open(self, job_id: str, options: JobOptions, now_ms: int) -> bool:
+        """Create the job if it is new. The same ``job_id`` twice is one job; the first options win.
+
+        Returns:
+            True when the job was created by this call.
+        """
+        key = keys.job_key(job_id)
+        created = bool(self._redis.hsetnx(key, "created_ms", now_ms))
+        if created:
+            self._redis.hset(key, mapping={"state": "running", "options": options.to_json()})
+        self._redis.expire(key, self._ttl_s)
+        self._redis.zadd(keys.jobs_index_key(), {job_id: now_ms})
+        return created
+
+    def options(self, job_id: str) -> JobOptions:
+        """The options the job was opened with."""
+        raw = self._redis.hget(keys.job_key(job_id), "options")
+        return JobOptions.from_json(str(raw)) if raw else JobOptions()
+
+    def register_part(self, job_id: str, part_id: str, *, final: bool) -> bool:
+        """Count an input part once. Returns False for a part seen before (a resent call)."""
+        args = [part_id, "1" if final else "0", self._ttl_s]
+        return bool(self._register_part(keys=[keys.job_key(job_id), keys.job_parts_key(job_id)], args=args))
+
+    def mark_part_produced(self, job_id: str, part_id: str) -> bool:
+        """Note once that a part's records are all produced."""
+        job_keys = [keys.job_key(job_id), keys.job_produced_parts_key(job_id)]
+        return bool(self._part_produced(keys=job_keys, args=[part_id, self._ttl_s]))
+
+    def add(self, job_id: str, **counters: int) -> None:
+        """Increment counters that are not tied to a state transition (credits used, resubmits)."""
+        pipe = self._redis.pipeline(transaction=True)
+        for name, amount in counters.items():
+            pipe.hincrby(keys.job_key(job_id), name, amount)
+        pipe.execute()
+
+    def set_fatal(self, job_id: str, reason: str) -> None:
+        """Remember a reason that fails every remaining batch of the job (a wrong token)."""
+        self._redis.hsetnx(keys.job_key(job_id), "fatal_reason", reason)
+
+    def read(self, job_id: str) -> JobStatus | None:
+        """The job's ledger, or None when there is no such job (or it expired)."""
+        raw: dict[str, str] = self._redis.hgetall(keys.job_key(job_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        values: dict[str, Any] = {"job_id": job_id}
+        for name, value in raw.items():
+            if name in _INT_FIELDS:
+                values[name] = int(value)
+            elif name in ("state", "fatal_reason", "options"):
+                values[name] = value
+        return JobStatus(**values)
+
+    def is_ready_to_finish(self, job_id: str) -> bool:
+        """Whether the job looks complete (a cheap check before enqueueing ``dropq.finish``)."""
+        status = self.read(job_id)
+        return bool(
+            status
+            and status.state == "running"
+            and status.final_seen
+            and status.parts_pending == 0
+            and status.batches == status.batches_done
+            and status.deliveries_pending == 0
+        )
+
+    def begin_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
+        """Claim the job's completion; True for the one finisher (again on its redelivery)."""
+        return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "begin"]))
+
+    def end_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
+        """Mark the job finished once its completion was announced."""
+        if not self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "end"]):
+            return False
+        self._redis.zrem(keys.jobs_index_key(), job_id)
+        # Bookkeeping sets of a finished job are no longer needed; the ledger keeps its own TTL.
+        for key in (
+            keys.job_parts_key(job_id),
+            keys.job_produced_parts_key(job_id),
+            keys.job_segments_key(job_id),
+            keys.job_seen_key(job_id),
+            keys.job_deliveries_key(job_id),
+        ):
+            self._redis.expire(key, FINISHED_BULK_TTL_S)
+        return True

@@ -1,0 +1,114 @@
+"""The options of a job, parsed from the JSON arguments of ``dropq.enrich`` (pure).
+
+A bad option is refused before anything is stored, with a message naming the
+argument and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["CallbackSpec", "JobOptions", "JobOptionsError", "parse_job_options", "is_valid_job_id"]
+
+# Job ids end up in Redis keys and file names: keep them to a safe alphabet.
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_LANGUAGES = ("fr", "en")
+
+
+class JobOptionsError(ValueError):
+    """An argument of ``dropq.enrich`` is not usable."""
+
+    def __init__(self, argument: str, value: Any, expected: str) -> None:
+        super().__init__(f"{argument} must be {expected}, got {value!r}")
+        self.argument = argument
+        self.value = value
+        self.expected = expected
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.argument, self.value, self.expected))
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSpec:
+    """Celery tasks of the caller: ``task`` gets each delivered batch, ``on_done`` the summary once."""
+
+    task: str | None = None
+    queue: str | None = None
+    on_done: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """What the API is asked and where the results go."""
+
+    siren: bool = False
+    language: str | None = None
+    destinations: tuple[str, ...] | None = None
+    callback: CallbackSpec | None = None
+
+    def to_json(self) -> str:
+        """Serialize for the ledger."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobOptions:
+        """Read back what ``to_json`` wrote."""
+        raw = json.loads(text)
+        callback = CallbackSpec(**raw["callback"]) if raw.get("callback") else None
+        destinations = tuple(raw["destinations"]) if raw.get("destinations") is not None else None
+        return cls(siren=raw["siren"], language=raw["language"], destinations=destinations, callback=callback)
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    """Tell whether a job id is safe for keys and file names."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def _optional_task_name(argument: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise JobOptionsError(argument, value, "a Celery task name")
+    return value.strip()
+
+
+def parse_job_options(
+    *,
+    siren: Any = False,
+    language: Any = None,
+    destinations: Any = None,
+    callback: Any = None,
+) -> JobOptions:
+    """Turn the JSON arguments of ``dropq.enrich`` into ``JobOptions``.
+
+    Raises:
+        JobOptionsError: an argument has the wrong type or value.
+    """
+    if not isinstance(siren, bool):
+        raise JobOptionsError("siren", siren, "true or false")
+    if language is not None and language not in _LANGUAGES:
+        raise JobOptionsError("language", language, "'fr' or 'en'")
+    names: tuple[str, ...] | None = None
+    if destinations is not None:
+        if isinstance(destinations, str) or not isinstance(destinations, Sequence):
+            raise JobOptionsError("destinations", destinations, "a list of destination names")
+        if not all(isinstance(name, str) and name for name in destinations):
+            raise JobOptionsError("destinations", destinations, "a list of destination names")
+        names = tuple(dict.fromkeys(destinations))
+    spec: CallbackSpec | None = None
+    if callback is not None:
+        if not isinstance(callback, Mapping):
+            raise JobOptionsError("callback", callback, "an object with task, queue and on_done")
+        unknown = set(callback) - {"task", "queue", "on_done"}
+        if unknown:
+            raise JobOptionsError("callback", callback, "an object with only task, queue and on_done")
+        spec = CallbackSpec(
+            task=_optional_task_name("callback.task", callback.get("task")),
+            queue=_optional_task_name("callback.queue", callback.get("queue")),
+            on_done=_optional_task_name("callback.on_done", callback.get("on_done")),
+        )
+    return JobOptions(siren=siren, language=language, destinations=names, callback=spec)

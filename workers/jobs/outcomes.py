@@ -1,0 +1,52 @@
+"""Outcomes waiting for delivery: one unit per batch (or per segment's rejects), one delivery per destination.
+
+An outcome is what every destination receives for one input record::
+
+    {"job_id": "...", "index": 12, "status": "enriched", "reason": null,
+     "record": {...the enriched record, custom_fields included...}, "input": {...}}
+
+``status`` is one of ``enriched``, ``not_found``, ``rejected``, ``duplicate``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from workers import keys
+from workers.jobs.scripts import load_script
+
+__all__ = ["OutcomeStore", "STATUSES"]
+
+STATUSES = ("enriched", "not_found", "rejected", "duplicate", "failed")
+
+
+class OutcomeStore:
+    """Reads units and counts their deliveries.
+
+    Args:
+        client: a Redis client (``decode_responses=True``).
+        ttl_s: the TTL of the delivery bookkeeping.
+    """
+
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._redis = client
+        self._ttl_s = ttl_s
+        self._done = load_script(client, "delivery_done")
+
+    def load(self, unit_id: str) -> list[dict[str, Any]] | None:
+        """The outcomes of a unit, or None when every destination already has them."""
+        raw = self._redis.hget(keys.unit_key(unit_id), "payload")
+        return list(json.loads(str(raw))) if raw else None
+
+    def is_delivered(self, job_id: str, unit_id: str, destination: str) -> bool:
+        """Whether this destination's delivery of the unit was already counted."""
+        return bool(self._redis.sismember(keys.job_deliveries_key(job_id), f"{unit_id}|{destination}"))
+
+    def mark_delivered(self, job_id: str, unit_id: str, destination: str, *, gave_up: bool = False) -> bool:
+        """Count the delivery once; the unit's data goes when its last destination is done."""
+        script_keys = [keys.job_key(job_id), keys.job_deliveries_key(job_id), keys.unit_key(unit_id)]
+        args = [f"{unit_id}|{destination}", "1" if gave_up else "0", self._ttl_s]
+        return bool(self._done(keys=script_keys, args=args))

@@ -1,0 +1,12 @@
+"""The stages of a job, as plain functions over a ``Runtime``: produce, submit, poll, sink, deliver, finish.
+
+Each stage returns the follow-up messages to send (``Followup``) instead of
+sending them, so the Celery tasks stay thin and every stage is tested against
+real Redis and the sandbox without a broker.
+"""
+
+from __future__ import annotations
+
+from workers.pipeline.followup import Followup
+
+__all__ = ["Followup"]

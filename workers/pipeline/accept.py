@@ -1,0 +1,45 @@
+"""Accept: the public entry. Check the call, open (or join) the job, register the input part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from workers.destinations.base import DestinationError
+from workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
+from workers.pipeline import followup
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+
+__all__ = ["accept_input"]
+
+_log = structlog.get_logger(__name__)
+
+
+def accept_input(
+    rt: Runtime, job_id: str, contacts: Any, *, offset: int, final: bool, options: JobOptions
+) -> list[Followup]:
+    """Open the job (the same id twice is one job) and hand the part to produce.
+
+    Raises:
+        JobOptionsError: the call is malformed (nothing is stored then).
+    """
+    if not isinstance(job_id, str) or not is_valid_job_id(job_id):
+        raise JobOptionsError("job_id", job_id, "1 to 128 letters, digits, '.', '_', ':' or '-'")
+    if not isinstance(contacts, list):
+        raise JobOptionsError("contacts", type(contacts).__name__, "a list of contact objects")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise JobOptionsError("offset", offset, "a non-negative integer (the index of the part's first contact)")
+    if not isinstance(final, bool):
+        raise JobOptionsError("final", final, "true or false")
+    try:
+        rt.destinations.names_for(options)
+    except DestinationError as exc:
+        raise JobOptionsError("destinations", list(options.destinations or ()), f"known names ({exc.reason})") from exc
+    created = rt.ledger.open(job_id, options, rt.now_ms())
+    part_id = str(offset)
+    is_new_part = rt.ledger.register_part(job_id, part_id, final=final)
+    _log.info("input_accepted", job_id=job_id, part_id=part_id, records=len(contacts), new_job=created,
+              new_part=is_new_part, final=final)  # fmt: skip
+    return [followup.produce(job_id, part_id, offset, contacts)]

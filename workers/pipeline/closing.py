@@ -1,0 +1,91 @@
+"""Closing a batch: count its records once and hand its outcomes to the job's destinations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from dropcontact.records import CORRELATION_FIELD
+from workers.jobs.batches import Batch, BatchState
+from workers.pipeline import followup
+from workers.pipeline.finish import finish_if_complete
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+
+__all__ = ["close_batch", "fail_batch", "index_of", "redeliver_unit"]
+
+_log = structlog.get_logger(__name__)
+
+# Any state a batch can be failed from: everything before it is closed.
+_OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
+
+
+def index_of(record: dict[str, Any]) -> int:
+    """The job input index of a record we sent (from its correlation id)."""
+    return int(record["custom_fields"][CORRELATION_FIELD])
+
+
+def close_batch(
+    rt: Runtime,
+    batch: Batch,
+    outcomes: list[dict[str, Any]],
+    *,
+    allowed: tuple[BatchState, ...],
+    final: BatchState,
+    reason: str = "",
+    credits_used: int = 0,
+) -> list[Followup]:
+    """Close the batch with these outcomes (once) and return the deliveries and the finish check."""
+    counts = {status: sum(1 for o in outcomes if o["status"] == status) for status in ("enriched", "not_found")}
+    failed = len(outcomes) - counts["enriched"] - counts["not_found"]
+    options = rt.ledger.options(batch.job_id)
+    destinations = rt.destinations.names_for(options)
+    applied = rt.batches.complete(
+        batch,
+        allowed,
+        final,
+        enriched=counts["enriched"],
+        not_found=counts["not_found"],
+        failed=failed,
+        outcomes=outcomes,
+        destinations=len(destinations),
+        reason=reason,
+        credits_used=credits_used,
+    )
+    if not applied:
+        return redeliver_unit(rt, batch)
+    unit_id = f"{batch.job_id}:{batch.batch_id}"
+    return [followup.deliver(batch.job_id, unit_id, name) for name in destinations] + finish_if_complete(
+        rt, batch.job_id
+    )
+
+
+def redeliver_unit(rt: Runtime, batch: Batch) -> list[Followup]:
+    """After a crash between closing a batch and sending its deliveries: send those not yet counted."""
+    unit_id = f"{batch.job_id}:{batch.batch_id}"
+    options = rt.ledger.options(batch.job_id)
+    pending = [
+        name for name in rt.destinations.names_for(options) if not rt.outcomes.is_delivered(batch.job_id, unit_id, name)
+    ]
+    if pending and rt.outcomes.load(unit_id) is not None:
+        return [followup.deliver(batch.job_id, unit_id, name) for name in pending]
+    return finish_if_complete(rt, batch.job_id)
+
+
+def fail_batch(rt: Runtime, batch: Batch, reason: str) -> list[Followup]:
+    """Fail every record of the batch with ``reason`` (counted as failed, delivered as such)."""
+    records = rt.batches.records(batch.batch_id)
+    outcomes = [
+        {
+            "job_id": batch.job_id,
+            "index": index_of(record),
+            "status": "failed",
+            "reason": reason,
+            "record": None,
+            "input": record,
+        }
+        for record in records
+    ]
+    _log.warning("batch_failed", job_id=batch.job_id, batch_id=batch.batch_id, records=len(records), reason=reason)
+    return close_batch(rt, batch, outcomes, allowed=_OPEN_STATES, final=BatchState.FAILED, reason=reason)

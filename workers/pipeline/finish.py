@@ -1,0 +1,55 @@
+"""Finish: once nothing is left, assemble the destinations' files and announce the job, once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from workers.destinations.base import DestinationError
+from workers.pipeline import followup
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+
+__all__ = ["finish_if_complete", "finish_job"]
+
+_log = structlog.get_logger(__name__)
+
+
+def finish_if_complete(rt: Runtime, job_id: str) -> list[Followup]:
+    """A ``dropq.finish`` message when the job looks complete, else nothing."""
+    return [followup.finish(job_id)] if rt.ledger.is_ready_to_finish(job_id) else []
+
+
+def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup], None]) -> bool:
+    """Finish the job if this caller wins the claim: destinations' ``finish``, ``callback.on_done``, then the mark.
+
+    The job is marked finished only after the announcement is sent, so a crash
+    in between sends it again on redelivery rather than never.
+
+    Args:
+        rt: the runtime.
+        job_id: the job.
+        finisher: the calling task's id (a redelivered message keeps it, and carries on).
+        send: sends a message (the ``on_done`` callback).
+
+    Returns:
+        True when this call finished the job.
+    """
+    if not rt.ledger.begin_finish(job_id, finisher, rt.now_ms()):
+        return False
+    options = rt.ledger.options(job_id)
+    for name in rt.destinations.names_for(options):
+        try:
+            rt.destinations.get(name, options).finish(job_id)
+        except DestinationError as exc:
+            _log.error("destination_finish_failed", job_id=job_id, destination=name, reason=exc.reason)
+    status = rt.ledger.read(job_id)
+    summary = {**(status.summary() if status else {"job_id": job_id}), "state": "finished"}
+    if options.callback and options.callback.on_done:
+        send(Followup(options.callback.on_done, {"job_id": job_id, "summary": summary}, queue=options.callback.queue))
+    finished_ms = rt.now_ms()
+    rt.ledger.end_finish(job_id, finisher, finished_ms)
+    counts = {k: v for k, v in summary.items() if k not in ("state", "fatal_reason", "finished_ms")}
+    _log.info("job_finished", finished_ms=finished_ms, **counts)
+    return True

@@ -1,0 +1,71 @@
+"""A message a stage wants sent once it is done: a task name, its arguments and a countdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.celeryconfig import MAX_COUNTDOWN_S
+
+__all__ = ["Followup", "submit", "poll", "sink", "deliver", "finish", "produce"]
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """One message to send.
+
+    Args:
+        task: the task name (``dropq.*``).
+        kwargs: JSON arguments.
+        countdown_s: delay before it runs; capped below the broker's visibility timeout.
+        kwargsrepr: what Flower and the logs show instead of the arguments (contact data stays hidden).
+        queue: the queue, for messages to another application's tasks; ours are routed by name.
+    """
+
+    task: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    countdown_s: float = 0.0
+    kwargsrepr: str | None = None
+    queue: str | None = None
+
+    def __post_init__(self) -> None:
+        # A countdown longer than the visibility timeout would be redelivered while it waits.
+        object.__setattr__(self, "countdown_s", max(0.0, min(float(self.countdown_s), MAX_COUNTDOWN_S)))
+
+
+def produce(job_id: str, part_id: str, offset: int, contacts: list[Any]) -> Followup:
+    """Produce the batches of one input part."""
+    return Followup(
+        "dropq.produce",
+        {"job_id": job_id, "part_id": part_id, "offset": offset, "contacts": contacts},
+        kwargsrepr=f"{{'job_id': {job_id!r}, 'part_id': {part_id!r}, 'contacts': <{len(contacts)} records>}}",
+    )
+
+
+def submit(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:
+    """Submit (or re-try submitting) a batch."""
+    return Followup("dropq.submit", {"batch_id": batch_id, "seq": seq}, countdown_s)
+
+
+def poll(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:
+    """Look for a batch's results."""
+    return Followup("dropq.poll", {"batch_id": batch_id, "seq": seq}, countdown_s)
+
+
+def sink(batch_id: str) -> Followup:
+    """Join a batch's results and fan them out."""
+    return Followup("dropq.sink", {"batch_id": batch_id})
+
+
+def deliver(job_id: str, unit_id: str, destination: str, attempt: int = 0, countdown_s: float = 0.0) -> Followup:
+    """Write one unit of outcomes to one destination."""
+    return Followup(
+        "dropq.deliver",
+        {"job_id": job_id, "unit_id": unit_id, "destination": destination, "attempt": attempt},
+        countdown_s,
+    )
+
+
+def finish(job_id: str) -> Followup:
+    """Finish and announce a job that looks complete."""
+    return Followup("dropq.finish", {"job_id": job_id})

@@ -1,0 +1,93 @@
+"""Poll: look for a submitted batch's results, with backoff; past the maximum age, force them once.
+
+Waiting for a token or for "not ready" re-enqueues the message; it never
+counts as an error. Real errors (5xx, timeouts) are counted on the batch and
+bounded by the retry schedule.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from dropcontact.client import FetchState
+from dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
+from workers.jobs.batches import Batch, BatchState, TransitionRefused
+from workers.pipeline import followup
+from workers.pipeline.closing import fail_batch
+from workers.pipeline.followup import Followup
+from workers.pipeline.submit import AUTH_FAILED_REASON, INLINE_WAIT_MS
+from workers.runtime import Runtime
+
+__all__ = ["poll_batch", "accept_results"]
+
+_log = structlog.get_logger(__name__)
+
+
+def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
+    """Run the poll stage for one batch message.
+
+    Returns:
+        The next poll, or the sink once results are in, or the deliveries of a failed batch.
+    """
+    batch = rt.batches.get(batch_id)
+    if batch is None or batch.seq != seq or batch.state is not BatchState.SUBMITTED:
+        return []
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    if not token.allowed:
+        return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
+    age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
+    force = rt.poll_schedule.is_past_max_age(age_s)
+    try:
+        result = rt.client.fetch_results(batch.request_id, force=force)
+    except RateLimitedError as exc:
+        wait_ms = rt.limiter.report_429(exc.retry_after_s)
+        return [followup.poll(batch_id, seq, wait_ms / 1000)]
+    except AuthenticationError:
+        rt.ledger.set_fatal(batch.job_id, AUTH_FAILED_REASON)
+        return fail_batch(rt, batch, AUTH_FAILED_REASON)
+    except DropcontactError as exc:
+        return _on_error(rt, batch, seq, exc)
+    if result.credits_left is not None:
+        rt.credits.record_balance(result.credits_left)
+    if result.state is FetchState.READY or (force and result.state is FetchState.IN_PROGRESS):
+        return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY)
+    if force:
+        # Even forced, nothing: the API does not know this request (expired, or lost on its side).
+        return fail_batch(rt, batch, f"no result from the API {age_s:.0f}s after submit (request {batch.request_id})")
+    polls = batch.polls + 1
+    delay = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
+    try:
+        next_seq = rt.batches.transition(batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, polls=polls)
+    except TransitionRefused:
+        return []
+    return [followup.poll(batch_id, next_seq, delay)]
+
+
+def accept_results(rt: Runtime, batch: Batch, records: list[dict[str, object]], *, partial: bool) -> list[Followup]:
+    """Keep a batch's results (from a poll or a webhook) and hand it to the sink, once."""
+    rt.batches.store_results(batch.batch_id, records)  # type: ignore[arg-type]
+    try:
+        rt.batches.transition(
+            batch.batch_id,
+            (BatchState.SUBMITTED,),
+            to=BatchState.FETCHED,
+            bump=True,
+            partial=1 if partial else 0,
+            fetched_ms=rt.now_ms(),
+        )
+    except TransitionRefused:
+        return []
+    _log.info("batch_fetched", job_id=batch.job_id, batch_id=batch.batch_id, polls=batch.polls + 1, partial=partial)
+    return [followup.sink(batch.batch_id)]
+
+
+def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> list[Followup]:
+    errors = batch.errors + 1
+    if not isinstance(exc, TransientError) or rt.retry_schedule.is_exhausted(errors):
+        return fail_batch(rt, batch, f"gave up fetching results after {errors} errors; last: {exc}")
+    try:
+        next_seq = rt.batches.transition(batch.batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, errors=errors)
+    except TransitionRefused:
+        return []
+    _log.warning("poll_error", job_id=batch.job_id, batch_id=batch.batch_id, error=str(exc), errors=errors)
+    return [followup.poll(batch.batch_id, next_seq, rt.retry_schedule.delay_s(errors, rt.rng))]

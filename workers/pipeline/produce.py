@@ -1,0 +1,144 @@
+"""Produce: turn one input part into segments (a batch, and the rejected and duplicate records before it).
+
+Every record is accounted for here: valid and new ones go into a batch;
+invalid ones become ``rejected`` outcomes with the rule they break; repeats of
+an earlier record of the job become ``duplicate`` outcomes naming it, and
+never cost a credit. Segment and batch ids are derived from the part and the
+segment's position, so a redelivered produce rebuilds the same segments and
+their commits are no-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import structlog
+
+from dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
+from workers.jobs.batches import SegmentCommit
+from workers.jobs.seen import SeenRecords
+from workers.pipeline import followup
+from workers.pipeline.finish import finish_if_complete
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+
+__all__ = ["produce_part", "batch_id_for", "correlation_id_for"]
+
+_log = structlog.get_logger(__name__)
+
+
+def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
+    """The id of the batch closing a segment."""
+    return f"{job_id}:{part_id}:{segment}"
+
+
+def correlation_id_for(index: int) -> str:
+    """Our id for the record at ``index`` of the job's input, sent in ``custom_fields``."""
+    return str(index)
+
+
+@dataclass
+class _Segment:
+    records: list[PreparedRecord] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    received: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+
+def _windows(items: Iterator[PreparedRecord | Rejection], size: int) -> Iterator[list[PreparedRecord | Rejection]]:
+    while window := list(islice(items, size)):
+        yield window
+
+
+def _input_of(raw: Any) -> Any:
+    # Rejected rows are reported with their input, as given (it came through JSON, so it is JSON).
+    return raw
+
+
+def produce_part(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
+    """Validate, de-duplicate and batch one part of a job's input; commit each segment once.
+
+    Returns:
+        The submits of the new batches, the deliveries of rejected/duplicate outcomes, and the finish check.
+    """
+    options = rt.ledger.options(job_id)
+    destinations = rt.destinations.names_for(options)
+    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
+    prepared = prepare_records(contacts, correlation_id=correlation_id_for, start_index=offset)
+    followups: list[Followup] = []
+    segment, number = _Segment(), 0
+
+    def commit(current: _Segment, number: int) -> None:
+        segment_id = f"{part_id}:{number}"
+        batch_id = batch_id_for(job_id, part_id, number) if current.records else None
+        commit = SegmentCommit(
+            job_id=job_id,
+            segment_id=segment_id,
+            batch_id=batch_id,
+            records=[r.payload for r in current.records],
+            received=current.received,
+            rejected=current.rejected,
+            duplicates=current.duplicates,
+            outcomes=current.outcomes,
+        )
+        rt.batches.commit_segment(commit, len(destinations))
+        # Sent even when the commit was a no-op: the first run may have died before sending them.
+        if batch_id:
+            followups.append(followup.submit(batch_id, seq=0))
+        if current.outcomes:
+            unit_id = f"{job_id}:{segment_id}"
+            followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
+
+    for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
+        candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
+        firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
+        first_of = {c.index: first for c, first in zip(candidates, firsts, strict=True)}
+        for item in window:
+            segment.received += 1
+            if isinstance(item, Rejection):
+                segment.rejected += 1
+                raw = contacts[item.index - offset]
+                segment.outcomes.append(_outcome(job_id, item.index, "rejected", item.message, raw, rule=item.rule))
+                continue
+            first = first_of.get(item.index, item.index)
+            if first != item.index:
+                segment.duplicates += 1
+                reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
+                segment.outcomes.append(_outcome(job_id, item.index, "duplicate", reason, item.payload, first=first))
+                continue
+            segment.records.append(item)
+            if len(segment.records) == MAX_BATCH_RECORDS:
+                commit(segment, number)
+                segment, number = _Segment(), number + 1
+    if segment.received:
+        commit(segment, number)
+    rt.ledger.mark_part_produced(job_id, part_id)
+    _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
+    return followups + finish_if_complete(rt, job_id)
+
+
+def _identity_kind(record: PreparedRecord) -> str:
+    key = str(record.identity_key)
+    return key.split(":", 1)[0] if ":" in key else "identity"
+
+
+def _outcome(
+    job_id: str, index: int, status: str, reason: str, raw: Any, *, rule: str | None = None, first: int | None = None
+) -> dict[str, Any]:
+    outcome: dict[str, Any] = {
+        "job_id": job_id,
+        "index": index,
+        "status": status,
+        "reason": reason,
+        "record": None,
+        "input": _input_of(raw),
+    }
+    if rule is not None:
+        outcome["rule"] = str(rule)
+    if first is not None:
+        outcome["duplicate_of"] = first
+    return outcome

@@ -1,0 +1,87 @@
+"""Sink: join a batch's results back to its records and close it with one outcome per record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from dropcontact.joining import JoinedRecord, JoinStatus, join_results
+from workers.jobs.batches import BatchState
+from workers.pipeline.closing import close_batch, index_of, redeliver_unit
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+
+__all__ = ["sink_batch", "outcome_of", "credits_used_by"]
+
+_log = structlog.get_logger(__name__)
+
+NOT_PROCESSED_REASON = "not processed by the API before the maximum wait (DROPQ_POLL_MAX_AGE_S)"
+MISSING_REASON = "the API returned no result for this record"
+
+
+def _is_unprocessed(joined: JoinedRecord) -> bool:
+    # With forceResults, records not yet processed come back as their input, unchanged.
+    return joined.result is not None and not joined.emails and joined.result == joined.input
+
+
+def outcome_of(job_id: str, joined: JoinedRecord, *, partial: bool) -> dict[str, Any]:
+    """The outcome of one joined record."""
+    status, reason = str(joined.status), None
+    if joined.status is JoinStatus.MISSING:
+        status, reason = "failed", MISSING_REASON
+    elif partial and _is_unprocessed(joined):
+        status, reason = "failed", NOT_PROCESSED_REASON
+    best = joined.best_email
+    return {
+        "job_id": job_id,
+        "index": index_of(joined.input),
+        "status": status,
+        "reason": reason,
+        "record": joined.result if status != "failed" else None,
+        "input": joined.input,
+        "best_email": best.email if best else None,
+        "qualification": best.qualification.raw if best else None,
+    }
+
+
+def credits_used_by(outcomes: list[dict[str, Any]]) -> int:
+    """Credits the API keeps for these outcomes: a verified input email, or a found one (pay on success)."""
+    return sum(
+        1 for o in outcomes if o["status"] != "failed" and (o["input"].get("email") or o["status"] == "enriched")
+    )
+
+
+def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
+    """Run the sink stage for one batch.
+
+    Returns:
+        One delivery per destination of the job, and the finish check.
+    """
+    batch = rt.batches.get(batch_id)
+    if batch is None:
+        return []
+    if batch.state in (BatchState.DONE, BatchState.FAILED):
+        return redeliver_unit(rt, batch)
+    if batch.state is not BatchState.FETCHED:
+        return []
+    results = rt.batches.results(batch_id) or []
+    joined = join_results(rt.batches.records(batch_id), results)
+    outcomes = [outcome_of(batch.job_id, j, partial=batch.partial) for j in joined]
+    followups = close_batch(
+        rt,
+        batch,
+        outcomes,
+        allowed=(BatchState.FETCHED,),
+        final=BatchState.DONE,
+        credits_used=credits_used_by(outcomes),
+    )
+    _log.info(
+        "batch_delivered",
+        job_id=batch.job_id,
+        batch_id=batch_id,
+        enriched=sum(o["status"] == "enriched" for o in outcomes),
+        not_found=sum(o["status"] == "not_found" for o in outcomes),
+        failed=sum(o["status"] == "failed" for o in outcomes),
+    )
+    return followups

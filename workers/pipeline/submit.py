@@ -1,0 +1,187 @@
+"""Submit: POST a batch at most once, then schedule its first poll.
+
+The order of events is what keeps credits safe:
+
+1. a message whose ``seq`` is not the batch's is stale and does nothing;
+2. credits and the shared limiter are asked first; waiting re-enqueues the
+   message (it never counts as a failure);
+3. the claim moves the batch to ``posting`` with a lease, atomically;
+4. the POST; the ``request_id`` is written the moment the answer arrives.
+
+A worker killed between 3 and the end of 4 leaves ``posting`` behind; once
+the lease runs out, the next message re-POSTs and counts it in the job's
+``resubmitted``: the one window where a batch can be POSTed twice.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from dropcontact.errors import (
+    AuthenticationError,
+    DropcontactError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    RateLimitedError,
+    TransientError,
+)
+from workers.jobs.batches import Batch, BatchState, TransitionRefused
+from workers.limiter.gcra import Decision
+from workers.pipeline import followup
+from workers.pipeline.closing import fail_batch
+from workers.pipeline.followup import Followup
+from workers.runtime import Runtime
+from workers.webhooks import callback_url_for
+
+__all__ = ["submit_batch", "AUTH_FAILED_REASON"]
+
+_log = structlog.get_logger(__name__)
+
+AUTH_FAILED_REASON = "the API refused the access token (401): check DROPCONTACT_API_KEY"
+# Waits shorter than this are slept inline rather than sent through the broker.
+INLINE_WAIT_MS = 250
+# The lease covers the POST's connect and read timeouts plus this margin.
+LEASE_MARGIN_S = 10.0
+
+
+def _requeue(batch: Batch, decision: Decision) -> list[Followup]:
+    return [followup.submit(batch.batch_id, batch.seq, decision.retry_after_ms / 1000)]
+
+
+def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
+    """Run the submit stage for one batch message.
+
+    Returns:
+        The messages to send next (a poll, a re-enqueued submit, deliveries of a failed batch).
+    """
+    batch = rt.batches.get(batch_id)
+    if batch is None or batch.seq != seq or batch.state not in (BatchState.PENDING, BatchState.POSTING):
+        return []
+    job = rt.ledger.read(batch.job_id)
+    if job is not None and job.fatal_reason:
+        return fail_batch(rt, batch, job.fatal_reason)
+    now_ms = rt.now_ms()
+    if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
+        # Another worker is inside its POST right now; look again once its lease is over.
+        return [followup.submit(batch_id, seq, (batch.lease_until_ms - now_ms) / 1000)]
+    in_doubt = batch.state is BatchState.POSTING
+
+    credit = rt.credits.check_submit(batch.count)
+    if not credit.allowed and rt.credits.is_paused() and rt.credits.should_recheck():
+        _recheck_balance(rt)
+        credit = rt.credits.check_submit(batch.count)
+    if not credit.allowed:
+        return _requeue(batch, credit)
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    if not token.allowed:
+        rt.credits.release(batch.count)
+        return _requeue(batch, token)
+
+    lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
+    try:
+        claimed = rt.batches.transition(
+            batch_id,
+            (BatchState.PENDING, BatchState.POSTING),
+            seq=seq,
+            to=BatchState.POSTING,
+            bump=True,
+            lease_until_ms=rt.now_ms() + int(lease_s * 1000),
+        )
+    except TransitionRefused:
+        rt.credits.release(batch.count)
+        return []
+    options = rt.ledger.options(batch.job_id)
+    callback_url = callback_url_for(rt, batch_id)
+    try:
+        answer = rt.client.submit_batch(
+            rt.batches.records(batch_id),
+            siren=options.siren,
+            language=options.language,
+            custom_callback_url=callback_url,
+        )
+    except DropcontactError as exc:
+        return _on_error(rt, rt.batches.get(batch_id) or batch, claimed, exc)
+    # The window closes here: from now on a redelivered message finds the request id.
+    polled = rt.batches.transition(
+        batch_id,
+        (BatchState.POSTING,),
+        seq=claimed,
+        to=BatchState.SUBMITTED,
+        bump=True,
+        request_id=answer.request_id,
+        submitted_ms=rt.now_ms(),
+        errors=0,
+    )
+    if answer.credits_left is not None:
+        rt.credits.record_balance(answer.credits_left)
+    rt.ledger.add(batch.job_id, batches_submitted=1, resubmitted=1 if in_doubt else 0)
+    _log.info(
+        "batch_submitted",
+        job_id=batch.job_id,
+        batch_id=batch_id,
+        request_id=answer.request_id,
+        records=batch.count,
+        in_doubt=in_doubt,
+    )
+    return [followup.poll(batch_id, polled, rt.poll_schedule.delay_s(0, rt.rng))]
+
+
+def _recheck_balance(rt: Runtime) -> None:
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    if not token.allowed:
+        return
+    try:
+        rt.credits.record_balance(rt.client.get_credits())
+    except DropcontactError as exc:
+        _log.warning("credits_recheck_failed", error=type(exc).__name__, reason=str(exc))
+
+
+def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> list[Followup]:
+    """Map an API error onto what happens to the batch next."""
+    rt.credits.release(batch.count)
+    if isinstance(exc, AuthenticationError):
+        rt.ledger.set_fatal(batch.job_id, AUTH_FAILED_REASON)
+        _log.error("auth_failed", job_id=batch.job_id, batch_id=batch.batch_id, reason=AUTH_FAILED_REASON)
+        return fail_batch(rt, batch, AUTH_FAILED_REASON)
+    if isinstance(exc, InvalidRequestError):
+        return _on_invalid(rt, batch, seq, exc)
+    if isinstance(exc, InsufficientCreditsError):
+        rt.credits.pause_for_credits(batch.count)
+        back = _back_to_pending(rt, batch, seq)
+        return [followup.submit(batch.batch_id, back, rt.settings.credit_recheck_s)] if back is not None else []
+    if isinstance(exc, RateLimitedError):
+        wait_ms = rt.limiter.report_429(exc.retry_after_s)
+        back = _back_to_pending(rt, batch, seq)
+        return [followup.submit(batch.batch_id, back, wait_ms / 1000)] if back is not None else []
+    # Transient (5xx, 524, timeouts, connection errors) or a response we cannot read: bounded retries.
+    errors = batch.errors + 1
+    reason = f"gave up after {errors} errors; last: {exc}"
+    if not isinstance(exc, TransientError) or rt.retry_schedule.is_exhausted(errors):
+        return fail_batch(rt, batch, reason if isinstance(exc, TransientError) else str(exc))
+    back = _back_to_pending(rt, batch, seq, errors=errors)
+    delay = rt.retry_schedule.delay_s(errors, rt.rng)
+    _log.warning("submit_error", job_id=batch.job_id, batch_id=batch.batch_id, error=str(exc), errors=errors)
+    return [followup.submit(batch.batch_id, back, delay)] if back is not None else []
+
+
+def _back_to_pending(rt: Runtime, batch: Batch, seq: int, **fields: int) -> int | None:
+    # The POST was answered (refused): it did not go through, so the batch can be claimed again.
+    try:
+        return rt.batches.transition(
+            batch.batch_id, (BatchState.POSTING,), seq=seq, to=BatchState.PENDING, bump=True, **fields
+        )
+    except TransitionRefused:
+        return None
+
+
+def _on_invalid(rt: Runtime, batch: Batch, seq: int, exc: InvalidRequestError) -> list[Followup]:
+    """A 400: bisect the batch until the refused record stands alone, then fail it with the API's reason."""
+    records = rt.batches.records(batch.batch_id)
+    reason = f"the API refused the record: {exc.reason or exc}"
+    if len(records) <= 1:
+        return fail_batch(rt, batch, reason)
+    half = len(records) // 2
+    if not rt.batches.split(batch, seq, records[:half], records[half:]):
+        return []
+    _log.warning("batch_split", job_id=batch.job_id, batch_id=batch.batch_id, reason=exc.reason)
+    return [followup.submit(f"{batch.batch_id}.{n}", 0) for n in (0, 1)]

@@ -1,0 +1,120 @@
+"""The per-process resources of a worker: Redis, the API client, the limiter, the stores.
+
+Built lazily on first use and again after a fork (``worker_process_init``),
+because neither a ``requests.Session`` nor a Redis connection may be shared
+across processes. Everything is passed in from here; nothing else in the
+project builds a client or a connection pool of its own.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from config.destinations import load_destinations
+from config.settings import Settings
+from dropcontact.backoff import PollSchedule, RetrySchedule
+from dropcontact.client import DropcontactClient
+from workers import keys
+from workers.destinations.registry import DestinationRegistry
+from workers.jobs.batches import BatchStore
+from workers.jobs.ledger import JobLedger
+from workers.jobs.outcomes import OutcomeStore
+from workers.limiter.credits import CreditGuard
+from workers.limiter.limiter import RateLimiter
+from workers.limiter.redis_store import RedisStore
+
+__all__ = ["Runtime", "build_runtime", "get_runtime", "install"]
+
+# Without a key, dropq talks to a sandbox that accepts this one (its default).
+SANDBOX_DEFAULT_KEY = "sandbox"
+
+
+@dataclass
+class Runtime:
+    """Everything a stage needs, built once per process."""
+
+    settings: Settings
+    redis: redis.Redis
+    client: DropcontactClient
+    limiter: RateLimiter
+    credits: CreditGuard
+    ledger: JobLedger
+    batches: BatchStore
+    outcomes: OutcomeStore
+    destinations: DestinationRegistry
+    poll_schedule: PollSchedule
+    retry_schedule: RetrySchedule
+    rng: random.Random
+    clock_s: Callable[[], float]
+
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds since the epoch (timestamps in the ledger and batch states)."""
+        return int(self.clock_s() * 1000)
+
+
+def build_runtime(settings: Settings, app: Celery) -> Runtime:
+    """Build the resources for these settings.
+
+    Args:
+        settings: the process settings.
+        app: the Celery app (callbacks are sent through it).
+    """
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    account = keys.account_id(settings.api_key or SANDBOX_DEFAULT_KEY)
+    api = DropcontactClient(
+        settings.api_key or SANDBOX_DEFAULT_KEY,
+        base_url=settings.api_url,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+    )
+    return Runtime(
+        settings=settings,
+        redis=client,
+        client=api,
+        limiter=RateLimiter(RedisStore(client), account, settings.rate_limit),
+        credits=CreditGuard(
+            client, account, budget_per_day=settings.credit_budget_per_day, recheck_s=settings.credit_recheck_s
+        ),
+        ledger=JobLedger(client, settings.job_ttl_s),
+        batches=BatchStore(client, settings.job_ttl_s),
+        outcomes=OutcomeStore(client, settings.job_ttl_s),
+        destinations=DestinationRegistry(
+            load_destinations(settings.destinations_path), client, app, settings.job_ttl_s
+        ),
+        poll_schedule=PollSchedule(
+            first_s=settings.poll_first_s,
+            base_s=settings.poll_base_s,
+            cap_s=settings.poll_cap_s,
+            max_age_s=settings.poll_max_age_s,
+        ),
+        retry_schedule=RetrySchedule(max_retries=settings.max_retries),
+        rng=random.Random(),
+        clock_s=time.time,
+    )
+
+
+_current: list[Runtime] = []
+_factory: list[Callable[[], Runtime]] = []
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    if not _current:
+        _current.append(_factory[0]())
+    return _current[0]
+
+
+def install(settings: Settings, app: Celery) -> None:
+    """Register how to build the runtime, and rebuild it in each forked pool process."""
+    _factory[:] = [lambda: build_runtime(settings, app)]
+
+    @signals.worker_process_init.connect(weak=False)
+    def _after_fork(**_: Any) -> None:
+        _current.clear()
