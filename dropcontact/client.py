@@ -1,0 +1,483 @@
+"""The HTTP client of the Dropcontact API: one method per endpoint, typed answers, only our errors.
+
+One ``requests.Session`` per client (create it per worker process, after the
+fork) holds the connection pool, the ``X-Access-Token`` and a ``User-Agent``
+naming dropq. Every call has explicit connect and read timeouts.
+
+Every response goes through ``responses.error_from_response`` (pure) and
+every ``requests`` exception through ``_network_error``: those two functions
+are the whole mapping onto ``dropcontact.errors``. POSTs are never re-sent
+here (a lost answer to a submit may have cost credits: the caller
+reconciles); only GETs get one quiet re-attempt from the adapter when a
+pooled connection turns out to be dead. 429 and 5xx surface as errors for
+the caller's backoff.
+
+The key never appears in a message or ``repr``: the server's texts are
+scrubbed of it, redirects are not followed (``requests`` would carry a custom
+header to any host), and a key that could not be sent as a header is refused
+without being quoted.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from dropcontact.errors import DropcontactError, NetworkError, UnexpectedResponseError
+from dropcontact.records import MAX_BATCH_RECORDS, to_json_bytes
+from dropcontact.responses import (
+    FetchResult,
+    FetchState,
+    Route,
+    SubmitResult,
+    Subscription,
+    error_from_response,
+    int_or_none,
+    reason_of,
+    scrub,
+    subscription_from,
+    subscription_id_of,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DropcontactClient",
+    "SubmitResult",
+    "FetchResult",
+    "FetchState",
+    "Subscription",
+]
+
+DEFAULT_BASE_URL = "https://api.dropcontact.com"
+# requests has no default timeout; a call without one can hold a worker forever.
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+# The API answers in well under a second; 30 s leaves room for a slow proxy without holding a slot for long.
+DEFAULT_READ_TIMEOUT_S = 30.0
+# Connections kept per host: a worker process runs a few threads at most.
+POOL_MAXSIZE = 8
+# The documented answer while a batch is processing (also for unknown ids and brief outages).
+NOT_READY_REASON = "Request not ready yet, try again in 30 seconds"
+# The only event the legacy subscriptions API documents.
+DEFAULT_EVENT_TYPE = "enrich_api_result"
+# Legacy subscription throttles, as documented: period_s 1-60 and max_webhooks_per_period 1-100.
+_PERIOD_S_RANGE = (1, 60)
+_MAX_WEBHOOKS_RANGE = (1, 100)
+# Characters that cannot travel in an HTTP header value.
+_BAD_HEADER_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("dropq")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def _network_error(exc: requests.RequestException, method: str, path: str, request_id: str | None) -> DropcontactError:
+    """Translate a ``requests`` exception; its text stays in ``__cause__`` (it names the URL, never the key)."""
+    where = f"{method} {path}"
+    if isinstance(exc, requests.ConnectTimeout):
+        return NetworkError(f"{where}: connect timed out", None, None, request_id, True)
+    if isinstance(exc, requests.Timeout):
+        return NetworkError(f"{where}: read timed out", None, None, request_id, True)
+    if isinstance(exc, requests.TooManyRedirects | requests.exceptions.InvalidURL):
+        return UnexpectedResponseError(f"{where}: {type(exc).__name__}", None, None, request_id)
+    kind = "connection failed" if isinstance(exc, requests.ConnectionError) else type(exc).__name__
+    return NetworkError(f"{where}: {kind}", None, None, request_id, False)
+
+
+class DropcontactClient:
+    """A client of the Dropcontact API over one ``requests.Session``.
+
+    Args:
+        api_key: the ``X-Access-Token``; it appears in no message or repr.
+        base_url: the API, the sandbox or any compatible server.
+        connect_timeout_s: how long to wait for a connection.
+        read_timeout_s: how long to wait for each read of the answer.
+        session: a session to use (it gets our headers and is not closed by ``close``).
+        user_agent: replaces ``dropq/<version>``.
+
+    Raises:
+        ValueError: an empty key, a key that cannot be sent as a header, or a base URL that is not http(s).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        session: requests.Session | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise ValueError("api_key must be a non-empty string")
+        if _BAD_HEADER_CHARS.search(api_key):
+            raise ValueError("api_key contains whitespace or control characters; it cannot be sent as a header")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if connect_timeout_s <= 0 or read_timeout_s <= 0:
+            raise ValueError(f"timeouts must be positive, got {connect_timeout_s!r} and {read_timeout_s!r}")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = (connect_timeout_s, read_timeout_s)
+        self._owns_session = session is None
+        self._session = session if session is not None else self._new_session()
+        self._session.headers.update(
+            {
+                "X-Access-Token": api_key,
+                "User-Agent": user_agent or f"dropq/{_package_version()}",
+                "Accept": "application/json",
+            }
+        )
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        # One quiet re-attempt, GETs only, when a pooled keep-alive connection turns out dead; never a POST.
+        # Statuses are never retried here (429 and 5xx are the caller's, with the limiter asked again).
+        retry = Retry(
+            total=1,
+            connect=0,
+            read=1,
+            status=0,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=False,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def __repr__(self) -> str:
+        return f"DropcontactClient(base_url={self.base_url!r}, api_key=<hidden>)"
+
+    def close(self) -> None:
+        """Close the session's connections, if this client created the session."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> DropcontactClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        route: Route,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """Send one request and return its decoded JSON body, or raise our error for it."""
+        headers = {}
+        data = None
+        if body is not None:
+            # Sent exactly as records.record_size_bytes measured it (compact, UTF-8), not requests' spaced ASCII.
+            data = to_json_bytes(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self.timeout_s,
+                allow_redirects=False,
+            )
+            content = response.content
+        except requests.RequestException as exc:
+            raise _network_error(exc, method, path, request_id) from exc
+        try:
+            decoded: Any = json.loads(content) if content else None
+        except ValueError:
+            decoded = content.decode("utf-8", "replace")
+        error = error_from_response(
+            response.status_code, decoded, response.headers, route=route, secret=self._api_key, request_id=request_id
+        )
+        if error is not None:
+            raise error
+        if not isinstance(decoded, Mapping | list):
+            snippet = scrub(str(decoded), self._api_key) if decoded else "an empty body"
+            message = f"{route.value}: HTTP {response.status_code} with a body that is not JSON: {snippet}"
+            raise UnexpectedResponseError(message, response.status_code, None, request_id)
+        return decoded
+
+    def _unexpected(self, route: Route, body: Any, what: str, request_id: str | None = None) -> UnexpectedResponseError:
+        reason = reason_of(body)
+        scrubbed = scrub(reason, self._api_key) if reason else None
+        message = f"{route.value}: {what}" + (f": {scrubbed}" if scrubbed else "")
+        return UnexpectedResponseError(message, 200, scrubbed, request_id)
+
+    # -- enrich ------------------------------------------------------------------------------------------------
+
+    def submit_batch(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        siren: bool = False,
+        language: str | None = None,
+        custom_callback_url: str | None = None,
+        hashed_inputs: bool = False,
+    ) -> SubmitResult:
+        """Submit a batch for enrichment (``POST /v1/enrich/all``); sent once, never re-sent here.
+
+        Args:
+            records: 1 to 250 prepared payloads (see ``records.prepare_record``).
+            siren: ask for French registry data.
+            language: ``"en"`` for English results; the API's default is French.
+            custom_callback_url: where the API pushes this batch's results.
+            hashed_inputs: ask for the ``hashedInputs`` field in the answer.
+
+        Returns:
+            The ``request_id`` to fetch results with, and the balance after the charge.
+
+        Raises:
+            ValueError: no records, or more than 250.
+            InsufficientCreditsError: the balance cannot cover the batch; nothing was charged.
+            DropcontactError: any other failure; a ``NetworkError`` leaves it unknown whether the batch was taken.
+        """
+        if not 1 <= len(records) <= MAX_BATCH_RECORDS:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_RECORDS} records, got {len(records)}")
+        body: dict[str, Any] = {"data": [dict(record) for record in records], "siren": siren}
+        if language is not None:
+            body["language"] = language
+        if custom_callback_url is not None:
+            body["custom_callback_url"] = custom_callback_url
+        params = {"hashedInputs": "true"} if hashed_inputs else None
+        answer = self._call("POST", "/v1/enrich/all", route=Route.SUBMIT, body=body, params=params)
+        request_id = answer.get("request_id") if isinstance(answer, Mapping) else None
+        if not isinstance(request_id, str) or not request_id or answer.get("success") is False:
+            raise self._unexpected(Route.SUBMIT, answer, "the answer carries no request_id")
+        return SubmitResult(request_id, int_or_none(answer.get("credits_left")), answer.get("hashedInputs"))
+
+    def fetch_results(self, request_id: str, *, force: bool = False) -> FetchResult:
+        """Fetch a batch's results (``GET /v1/enrich/all/{request_id}``).
+
+        Args:
+            request_id: from ``submit_batch``.
+            force: ask for what is done so far (``forceResults=true``).
+
+        Returns:
+            ``NOT_READY`` with the API's reason while processing (the API answers
+            the same for an unknown id), ``IN_PROGRESS`` with partial records
+            when forced, ``READY`` with every record, in input order.
+
+        Raises:
+            ValueError: an empty ``request_id`` or one holding a ``/``.
+            DropcontactError: the call failed or the answer is not a documented one.
+        """
+        if not isinstance(request_id, str) or not request_id or "/" in request_id:
+            raise ValueError(f"request_id must be a non-empty string without '/', got {request_id!r}")
+        params = {"forceResults": "true"} if force else None
+        path = f"/v1/enrich/all/{request_id}"
+        answer = self._call("GET", path, route=Route.FETCH, params=params, request_id=request_id)
+        if not isinstance(answer, Mapping):
+            raise self._unexpected(Route.FETCH, answer, "the answer is not an object", request_id)
+        credits = int_or_none(answer.get("credits_left"))
+        data = answer.get("data")
+        status = answer.get("status")
+        reason = reason_of(answer) if answer.get("success") is not True else None
+        if isinstance(data, list) and (answer.get("success") is True or status in ("ready", "in_progress")):
+            records = [dict(item) if isinstance(item, Mapping) else {} for item in data]
+            state = FetchState.IN_PROGRESS if status == "in_progress" else FetchState.READY
+            return FetchResult(state, records, credits, reason)
+        if answer.get("success") is False:
+            return FetchResult(FetchState.NOT_READY, [], credits, reason or NOT_READY_REASON)
+        raise self._unexpected(Route.FETCH, answer, "the answer has neither data nor success: false", request_id)
+
+    # -- credits -----------------------------------------------------------------------------------------------
+
+    def get_credits(self) -> int:
+        """Return the balance (``GET /v1/account/credits``); free, costs no credit.
+
+        Returns:
+            Credits left, free credits included.
+
+        Raises:
+            DropcontactError: the call failed or the answer has no integer ``credits``.
+        """
+        answer = self._call("GET", "/v1/account/credits", route=Route.CREDITS)
+        credits = int_or_none(answer.get("credits")) if isinstance(answer, Mapping) else None
+        if credits is None:
+            raise self._unexpected(Route.CREDITS, answer, "the answer has no integer credits")
+        return credits
+
+    # -- default webhook ---------------------------------------------------------------------------------------
+
+    def get_default_webhook(self) -> str | None:
+        """Return the account's default callback URL (``GET /v1/enrich/webhook``), or None when none is set.
+
+        Raises:
+            DropcontactError: the call failed.
+        """
+        answer = self._call("GET", "/v1/enrich/webhook", route=Route.WEBHOOK)
+        if not isinstance(answer, Mapping) or answer.get("success") is False:
+            raise self._unexpected(Route.WEBHOOK, answer, "the answer is not a success")
+        url = answer.get("callback_url")
+        return url if isinstance(url, str) and url else None
+
+    def set_default_webhook(self, url: str) -> str:
+        """Set the account's default callback URL (``PUT /v1/enrich/webhook``).
+
+        Args:
+            url: an http(s) URL; a batch's ``custom_callback_url`` takes precedence over it.
+
+        Returns:
+            The URL as the API stored it.
+
+        Raises:
+            DropcontactError: the call failed (``InvalidRequestError`` for a 422).
+        """
+        answer = self._call("PUT", "/v1/enrich/webhook", route=Route.WEBHOOK, body={"callback_url": url})
+        stored = answer.get("callback_url") if isinstance(answer, Mapping) else None
+        if not isinstance(stored, str) or answer.get("success") is False:
+            raise self._unexpected(Route.WEBHOOK, answer, "the answer carries no callback_url")
+        return stored
+
+    def delete_default_webhook(self) -> None:
+        """Remove the account's default callback URL (``DELETE /v1/enrich/webhook``).
+
+        Raises:
+            NotFoundError: there was none to delete.
+            DropcontactError: the call failed.
+        """
+        answer = self._call("DELETE", "/v1/enrich/webhook", route=Route.WEBHOOK_DELETE)
+        if isinstance(answer, Mapping) and answer.get("success") is False:
+            raise self._unexpected(Route.WEBHOOK_DELETE, answer, "the answer is not a success")
+
+    # -- legacy subscriptions (old docs; absent from the new reference) ---------------------------------------
+
+    def create_subscription(
+        self,
+        callback_url: str,
+        *,
+        event_type: str = DEFAULT_EVENT_TYPE,
+        active: bool = True,
+        period_s: int | None = None,
+        max_webhooks_per_period: int | None = None,
+    ) -> str:
+        """Create a webhook subscription (``POST /v1/webhooks/subscriptions``, old docs).
+
+        Args:
+            callback_url: where events are pushed.
+            event_type: the event; the only documented one is ``enrich_api_result``.
+            active: False creates it paused.
+            period_s: throttle period, 1 to 60 s.
+            max_webhooks_per_period: pushes allowed per period, 1 to 100.
+
+        Returns:
+            The subscription's id.
+
+        Raises:
+            ValueError: a throttle outside its documented range.
+            DropcontactError: the call failed or the answer carries no id.
+        """
+        body: dict[str, Any] = {"event_type": event_type, "active": active, "callback_url": callback_url}
+        body.update(_throttles(period_s, max_webhooks_per_period))
+        answer = self._call("POST", "/v1/webhooks/subscriptions", route=Route.SUBSCRIPTIONS, body=body)
+        item = answer.get("data", answer) if isinstance(answer, Mapping) else None
+        found = subscription_id_of(item) or subscription_id_of(answer)
+        if found is None:
+            raise self._unexpected(Route.SUBSCRIPTIONS, answer, "the answer carries no subscription id")
+        return found
+
+    def list_subscriptions(self) -> list[Subscription]:
+        """List the webhook subscriptions (``GET /v1/webhooks/subscriptions``, old docs).
+
+        Raises:
+            DropcontactError: the call failed or the answer holds no list.
+        """
+        answer = self._call("GET", "/v1/webhooks/subscriptions", route=Route.SUBSCRIPTIONS)
+        items: Any = answer
+        if isinstance(answer, Mapping):
+            items = next((answer[key] for key in ("data", "subscriptions") if isinstance(answer.get(key), list)), None)
+        if not isinstance(items, list):
+            raise self._unexpected(Route.SUBSCRIPTIONS, answer, "the answer holds no list of subscriptions")
+        return [subscription_from(item) for item in items if isinstance(item, Mapping) and subscription_id_of(item)]
+
+    def update_subscription(
+        self,
+        subscription_id: str,
+        *,
+        callback_url: str | None = None,
+        active: bool | None = None,
+        period_s: int | None = None,
+        max_webhooks_per_period: int | None = None,
+    ) -> None:
+        """Change a subscription (``PUT /v1/webhooks/subscriptions/{id}``); ``active=False`` pauses it.
+
+        Args:
+            subscription_id: from ``create_subscription``.
+            callback_url: a new URL.
+            active: pause or resume.
+            period_s: a new throttle period, 1 to 60 s.
+            max_webhooks_per_period: a new push allowance, 1 to 100.
+
+        Raises:
+            ValueError: nothing to change, or a throttle outside its documented range.
+            NotFoundError: no such subscription.
+            DropcontactError: the call failed.
+        """
+        body: dict[str, Any] = {"callback_url": callback_url, "active": active}
+        body = {key: value for key, value in body.items() if value is not None}
+        body.update(_throttles(period_s, max_webhooks_per_period))
+        if not body:
+            raise ValueError("update_subscription needs at least one field to change")
+        path = f"/v1/webhooks/subscriptions/{_path_id(subscription_id)}"
+        answer = self._call("PUT", path, route=Route.SUBSCRIPTION, body=body)
+        if isinstance(answer, Mapping) and answer.get("success") is False:
+            raise self._unexpected(Route.SUBSCRIPTION, answer, "the answer is not a success")
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        """Delete a subscription (``DELETE /v1/webhooks/subscriptions/{id}``).
+
+        Raises:
+            NotFoundError: no such subscription.
+            DropcontactError: the call failed.
+        """
+        path = f"/v1/webhooks/subscriptions/{_path_id(subscription_id)}"
+        answer = self._call("DELETE", path, route=Route.SUBSCRIPTION)
+        if isinstance(answer, Mapping) and answer.get("success") is False:
+            raise self._unexpected(Route.SUBSCRIPTION, answer, "the answer is not a success")
+
+
+def _path_id(value: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value:
+        raise ValueError(f"an id must be a non-empty string without '/', got {value!r}")
+    return value
+
+
+def _throttles(period_s: int | None, max_webhooks_per_period: int | None) -> dict[str, int]:
+    chosen: dict[str, int] = {}
+    for name, value, (low, high) in (
+        ("period_s", period_s, _PERIOD_S_RANGE),
+        ("max_webhooks_per_period", max_webhooks_per_period, _MAX_WEBHOOKS_RANGE),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        chosen[name] = value
+    return chosen
