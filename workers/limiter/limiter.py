@@ -1,0 +1,134 @@
+"""``RateLimiter``: the one limiter per API key that every worker process on every machine shares.
+
+A facade over a ``LimiterStore`` (``RedisStore`` in production, ``MemoryStore``
+as the specification) and a ``LimiterPolicy``. It answers, it never blocks for
+long: ``acquire`` returns a ``Decision``; ``acquire_waiting`` sleeps only the
+short waits it is allowed (a fraction of a second) and hands longer ones back
+so the task can re-enqueue itself (see ``wait_policy``).
+
+Typical use in a task::
+
+    decision = limiter.acquire_waiting()
+    if not decision.allowed:
+        raise self.retry(countdown=plan_wait(decision).countdown_s, max_retries=None)
+    response = client.fetch(...)            # a 429 anyway:
+    # except RateLimitedError as exc: limiter.report_429(exc.retry_after_s); re-enqueue likewise
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import structlog
+
+from workers.limiter import gcra
+from workers.limiter.gcra import Decision, LimiterPolicy
+from workers.limiter.store import Grant, LimiterState, LimiterStore
+from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
+
+__all__ = ["RateLimiter"]
+
+_log = structlog.get_logger(__name__)
+
+
+class RateLimiter:
+    """The shared rate limiter of one account (API key).
+
+    Args:
+        store: where the state lives; ``RedisStore`` for anything shared between processes.
+        account: the account's short hash (``workers.keys.account_id``), never the API key.
+        rate_per_s: the configured limit N; no sliding second sees more than N grants.
+        policy: the tunables; the documented defaults for ``rate_per_s`` when none is given.
+        rng: the randomness of the backoff jitter; a fresh ``random.Random`` by default.
+    """
+
+    def __init__(
+        self,
+        store: LimiterStore,
+        account: str,
+        rate_per_s: float,
+        *,
+        policy: LimiterPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.account = account
+        self.policy = policy or LimiterPolicy(rate_per_s)
+        if self.policy.rate_per_s != rate_per_s:
+            raise ValueError(f"policy.rate_per_s {self.policy.rate_per_s!r} differs from rate_per_s {rate_per_s!r}")
+        self._rng = rng or random.Random()
+
+    def acquire(self, cost: int = 1) -> Decision:
+        """Take ``cost`` tokens now, or say how long to wait (also while a 429 cooldown runs).
+
+        Args:
+            cost: requests about to be sent (1 per HTTP request, GET or POST).
+
+        Returns:
+            ``Decision(True, 0)`` with the tokens taken, or ``Decision(False, retry_after_ms)``.
+        """
+        return self.acquire_grant(cost).decision
+
+    def acquire_grant(self, cost: int = 1) -> Grant:
+        """Like ``acquire``, with the store's clock reading (Redis ``TIME``) of the decision, for measurements."""
+        if not isinstance(cost, int) or cost < 1:
+            raise ValueError(f"cost must be a positive integer, got {cost!r}")
+        return self.store.acquire(self.account, self.policy, cost)
+
+    def acquire_waiting(
+        self,
+        cost: int = 1,
+        max_wait_ms: int = DEFAULT_INLINE_WAIT_MS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Decision:
+        """Acquire, sleeping inline through refusals while the total wait stays within ``max_wait_ms``.
+
+        Several workers race for each slot, so one wait may be followed by another;
+        the budget bounds the total. A longer wait (a cooldown, a crowd) is returned
+        unslept for the task to re-enqueue itself.
+
+        Args:
+            cost: requests about to be sent.
+            max_wait_ms: the most time slept inline in total.
+            sleep: the sleeping function (a fake clock's in tests).
+
+        Returns:
+            An allowed decision, or the refusal whose wait did not fit in the budget.
+        """
+        budget_ms = max_wait_ms
+        while True:
+            decision = self.acquire(cost)
+            if decision.allowed or decision.retry_after_ms > budget_ms:
+                return decision
+            budget_ms -= decision.retry_after_ms
+            sleep(decision.retry_after_ms / 1000)
+
+    def report_429(self, retry_after_s: float | None = None) -> int:
+        """Record a 429 that got through: start the shared cooldown, lower the rate (once per episode).
+
+        Args:
+            retry_after_s: the server's wait, when it gave one; else exponential backoff with jitter.
+
+        Returns:
+            The cooldown left, in milliseconds: how long every worker of this account now waits.
+        """
+        server_wait_ms: int | None = None
+        if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
+            server_wait_ms = min(math.ceil(retry_after_s * 1000), self.policy.max_server_wait_ms)
+        cooldown = self.store.report_429(self.account, self.policy, server_wait_ms, gcra.jitter_ppm(self._rng))
+        _log.warning(
+            "rate_limited",
+            account=self.account,
+            cooldown_ms=cooldown.wait_ms,
+            strikes=cooldown.strikes,
+            rate_factor=cooldown.factor_ppm / gcra.PPM,
+            server_wait_ms=server_wait_ms,
+        )
+        return cooldown.wait_ms
+
+    def state(self) -> LimiterState:
+        """The account's adaptive factor, cooldown left and consecutive 429 episodes, for ``dropq status``."""
+        return self.store.state(self.account, self.policy)

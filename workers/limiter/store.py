@@ -1,0 +1,158 @@
+"""Where the limiter keeps its state: the interface, and the in-memory store that specifies it.
+
+``MemoryStore`` is the executable specification: plain Python over the pure
+arithmetic of ``gcra``, on an injected clock. ``RedisStore`` does the same in
+two Lua scripts; one test table runs against both. ``MemoryStore`` serves one
+process only and never stands in for Redis in an integration test.
+
+State per account (the Redis keys named in brackets, TTLs as in the scripts):
+
+- the GCRA's theoretical arrival time (``limiter_key``), kept until it is in the past;
+- the cooldown after a 429: until when, and how many consecutive episodes
+  (``cooldown_key``), kept until ``strike_reset_ms`` after the cooldown ends;
+- the adaptive factor and when it was last lowered (``adaptive_rate_key``),
+  kept until it has climbed back to 1.
+
+Each piece of state, once expired, means exactly what its absence means, so
+expiry never changes a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from workers.limiter import gcra
+from workers.limiter.gcra import PPM, Decision, LimiterPolicy
+
+__all__ = ["Grant", "Cooldown", "LimiterState", "LimiterStore", "MemoryStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An acquire's decision and the clock reading (microseconds) it was taken at."""
+
+    decision: Decision
+    clock_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """What a reported 429 did: the cooldown left, consecutive episodes, the adaptive factor (ppm)."""
+
+    wait_ms: int
+    strikes: int
+    factor_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterState:
+    """An account's limiter as seen now: adaptive factor (ppm), cooldown left (ms), consecutive episodes."""
+
+    factor_ppm: int
+    cooldown_ms: int
+    strikes: int
+
+
+class LimiterStore(Protocol):
+    """Storage for the shared limiter: every operation is one atomic step."""
+
+    def acquire(self, account: str, policy: LimiterPolicy, cost: int, now_ms: int | None = None) -> Grant:
+        """Take ``cost`` tokens if the cooldown and the (adaptive) rate allow it."""
+        ...
+
+    def report_429(
+        self, account: str, policy: LimiterPolicy, server_wait_ms: int | None, jitter: int, now_ms: int | None = None
+    ) -> Cooldown:
+        """Start (or extend) the cooldown and lower the adaptive rate, once per episode."""
+        ...
+
+    def state(self, account: str, policy: LimiterPolicy, now_ms: int | None = None) -> LimiterState:
+        """Read an account's adaptive factor and cooldown without changing them."""
+        ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    values: dict[str, int]
+    expires_ms: int
+
+
+class MemoryStore:
+    """The limiter's state in a dictionary, on an injected clock; the specification of ``RedisStore``.
+
+    Args:
+        clock_ms: the clock in milliseconds, read when an operation gets no ``now_ms``.
+    """
+
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self._clock_ms = clock_ms
+        self._data: dict[tuple[str, str], _Entry] = {}
+
+    def _get(self, kind: str, account: str, now_ms: int) -> dict[str, int] | None:
+        entry = self._data.get((kind, account))
+        if entry is None or entry.expires_ms <= now_ms:
+            self._data.pop((kind, account), None)
+            return None
+        return entry.values
+
+    def _put(self, kind: str, account: str, values: dict[str, int], now_ms: int, ttl_ms: int) -> None:
+        self._data[(kind, account)] = _Entry(values, now_ms + ttl_ms)
+
+    def _factor(self, account: str, policy: LimiterPolicy, now_ms: int) -> int:
+        rate = self._get("rate", account, now_ms)
+        if rate is None:
+            return PPM
+        return gcra.recovered_factor_ppm(rate["factor"], rate["at"], now_ms, policy.recovery_ppm_per_s)
+
+    def acquire(self, account: str, policy: LimiterPolicy, cost: int, now_ms: int | None = None) -> Grant:
+        """Take ``cost`` tokens if the cooldown and the (adaptive) rate allow it."""
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        now_us = now_ms * 1000
+        cooldown = self._get("cooldown", account, now_ms)
+        if cooldown is not None and now_ms < cooldown["until"]:
+            return Grant(Decision(False, cooldown["until"] - now_ms), now_us)
+        interval_us = gcra.scaled_interval_us(policy.base_interval_us, self._factor(account, policy, now_ms))
+        tolerance_us = policy.tolerance_us
+        bucket = self._get("limiter", account, now_ms)
+        decision, tat_us = gcra.gcra_step(bucket["tat"] if bucket else 0, now_us, interval_us, tolerance_us, cost)
+        if decision.allowed:
+            self._put("limiter", account, {"tat": tat_us}, now_ms, -(-(tat_us - now_us) // 1000) + 1000)
+        return Grant(decision, now_us)
+
+    def report_429(
+        self, account: str, policy: LimiterPolicy, server_wait_ms: int | None, jitter: int, now_ms: int | None = None
+    ) -> Cooldown:
+        """Start (or extend) the cooldown and lower the adaptive rate, once per episode."""
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        cooldown = self._get("cooldown", account, now_ms) or {"until": 0, "strikes": 0}
+        until, strikes = cooldown["until"], cooldown["strikes"]
+        if now_ms < until:
+            # A 429 for a request sent before the episode began: same episode, no second decrease.
+            if server_wait_ms is not None:
+                until = max(until, now_ms + server_wait_ms)
+                ttl_ms = until - now_ms + policy.strike_reset_ms
+                self._put("cooldown", account, {"until": until, "strikes": strikes}, now_ms, ttl_ms)
+            return Cooldown(until - now_ms, strikes, self._factor(account, policy, now_ms))
+        strikes = gcra.next_strikes(strikes, until, now_ms, policy.strike_reset_ms)
+        if server_wait_ms is None:
+            wait_ms = gcra.cooldown_ms(strikes, jitter, policy.backoff_base_ms, policy.backoff_cap_ms)
+        else:
+            wait_ms = server_wait_ms
+        ttl_ms = wait_ms + policy.strike_reset_ms
+        self._put("cooldown", account, {"until": now_ms + wait_ms, "strikes": strikes}, now_ms, ttl_ms)
+        factor = gcra.decreased_factor_ppm(
+            self._factor(account, policy, now_ms), policy.decrease_ppm, policy.min_factor_ppm
+        )
+        ttl_ms = gcra.full_recovery_ms(factor, policy.recovery_ppm_per_s) + 1000
+        self._put("rate", account, {"factor": factor, "at": now_ms}, now_ms, ttl_ms)
+        return Cooldown(wait_ms, strikes, factor)
+
+    def state(self, account: str, policy: LimiterPolicy, now_ms: int | None = None) -> LimiterState:
+        """Read an account's adaptive factor and cooldown without changing them."""
+        now_ms = self._clock_ms() if now_ms is None else now_ms
+        cooldown = self._get("cooldown", account, now_ms) or {"until": 0, "strikes": 0}
+        return LimiterState(
+            self._factor(account, policy, now_ms), max(0, cooldown["until"] - now_ms), cooldown["strikes"]
+        )
