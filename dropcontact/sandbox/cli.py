@@ -1,0 +1,64 @@
+"""``dropq sandbox``: the emulator as a server, every knob an option and an environment variable.
+
+Each knob of ``SandboxConfig`` is an option ``--<knob-name>`` and a variable
+``DROPQ_SANDBOX_<KNOB_NAME>``; an option given on the command line wins over
+the variable, which wins over the default. ``--help`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import click
+import uvicorn
+
+from dropcontact.sandbox.app import CONTROL_PREFIX, create_app
+from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
+from dropcontact.sandbox.server import bind_socket
+
+__all__ = ["sandbox_command"]
+
+_CLICK_TYPES: dict[str, click.ParamType[Any]] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+
+
+def _knob_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for item in reversed(fields(SandboxConfig)):
+        default = item.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        command = click.option(
+            f"--{item.name.replace('_', '-')}",
+            item.name,
+            type=_CLICK_TYPES.get(str(item.type), click.STRING),
+            default=None,
+            help=f"{item.metadata['doc']} [env {env_name(item.name)}; default {shown}]",
+        )(command)
+    return command
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@_knob_options
+def sandbox_command(**options: Any) -> None:
+    """Run the Dropcontact API emulator: the real API's endpoints, rules and envelopes on a local port.
+
+    It accepts only its own key (--api-key, default `sandbox`). Faults are off unless set here,
+    with POST /_sandbox/config, or per request with the X-Sandbox-Fault header;
+    GET /_sandbox/stats reports what it saw.
+    """
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        # The CLI is the outer ring: it alone hands the process environment to the config.
+        config = SandboxConfig.from_env(os.environ).replace(**given)
+    except SandboxConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    sock = bind_socket(config.host, config.port)
+    port = sock.getsockname()[1]
+    click.echo(
+        f"dropq sandbox on http://{config.host}:{port} (stats: {CONTROL_PREFIX}/stats; "
+        f"processing {config.processing_min_s:g}-{config.processing_max_s:g} s; "
+        f"rate limit {config.rate_limit} per {config.rate_window_s:g} s)"
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="on"))
+    server.run(sockets=[sock])
