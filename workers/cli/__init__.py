@@ -1,0 +1,44 @@
+"""The ``dropq`` command line.
+
+Each command is a thin layer over the library: it reads settings, calls the
+package that does the work, and turns our errors into messages a person can
+act on (exit status 2 for bad input or configuration, 1 for a failed run,
+130 when Ctrl-C detached from a job).
+
+- ``enrich``: a file in, one job, the enriched file out (``enrich.py``).
+- ``demo``: ``enrich`` on the sample contacts with everything local (``demo.py``).
+- ``status`` and ``credits``: a job's ledger, the account's balance (``status.py``).
+- ``worker``: a Celery worker on every dropq queue (``worker.py``).
+- ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from dropcontact.sandbox.cli import sandbox_command
+from workers.cli.demo import demo_command
+from workers.cli.enrich import enrich_command
+from workers.cli.status import credits_command, status_command
+from workers.cli.worker import worker_command
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(package_name="dropq")
+def cli() -> None:
+    """dropq: enrich contacts through the Dropcontact API at scale, on Celery."""
+
+
+cli.add_command(enrich_command, name="enrich")
+cli.add_command(demo_command, name="demo")
+cli.add_command(status_command, name="status")
+cli.add_command(credits_command, name="credits")
+cli.add_command(worker_command, name="worker")
+cli.add_command(sandbox_command, name="sandbox")
+
+
+def main() -> None:
+    """Entry point of the ``dropq`` console script."""
+    cli()

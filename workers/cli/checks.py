@@ -1,0 +1,137 @@
+"""Pre-flight checks of the CLI, each failing with a message a person can act on.
+
+Exit status 2 for what the user must fix (a file, an option, the token), 1
+for the run's environment (Redis, workers, the API not answering). No message
+ever contains the API key or a password from a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import IO, Any
+
+import click
+from celery import Celery
+
+from config.settings import DEFAULT_API_URL, Settings, SettingsError, from_env
+from dropcontact.client import DropcontactClient
+from dropcontact.errors import AuthenticationError, DropcontactError
+from workers.embedded import is_redis_reachable
+from workers.runtime import SANDBOX_DEFAULT_KEY
+
+__all__ = [
+    "CliError",
+    "USER_ERROR",
+    "RUN_ERROR",
+    "DETACHED",
+    "settings_or_exit",
+    "safe_url",
+    "check_redis",
+    "check_token",
+    "check_workers",
+    "api_key_for",
+]
+
+# Exit statuses: something the user must fix; the run's environment failed; detached with Ctrl-C.
+USER_ERROR = 2
+RUN_ERROR = 1
+DETACHED = 130
+# A URL's password, hidden in every message.
+_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
+
+
+class CliError(click.ClickException):
+    """An error printed as ``Error: <message>`` with its exit status."""
+
+    def __init__(self, message: str, exit_code: int = RUN_ERROR) -> None:
+        super().__init__(message)
+        self.status = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the message on stderr, prefixed like click's own errors."""
+        click.echo(f"Error: {self.format_message()}", err=True, file=file)
+
+
+def settings_or_exit(environ: dict[str, str] | None = None) -> Settings:
+    """The settings from the environment, or a usage error naming the bad variable."""
+    try:
+        return from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        raise CliError(str(exc), USER_ERROR) from exc
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m.group(1)}:***@", url)
+
+
+def api_key_for(settings: Settings) -> str:
+    """The key to use: the configured one, or the sandbox's when the URL is not the real API's.
+
+    Raises:
+        CliError: no key while the URL is the real API's.
+    """
+    if settings.api_key:
+        return settings.api_key
+    if settings.api_url == DEFAULT_API_URL:
+        raise CliError(
+            "DROPCONTACT_API_KEY is not set: set it to your Dropcontact access token, "
+            "or add --local to try dropq on the bundled sandbox (synthetic results)",
+            USER_ERROR,
+        )
+    return SANDBOX_DEFAULT_KEY
+
+
+def check_redis(settings: Settings) -> None:
+    """Fail unless Redis (and a Redis broker, when separate) answers PING."""
+    for url in dict.fromkeys((settings.redis_url, settings.effective_broker_url)):
+        if url.startswith(("redis://", "rediss://", "unix://")) and not is_redis_reachable(url, timeout_s=2.0):
+            raise CliError(
+                f"Redis is not reachable at {safe_url(url)}; start one (`redis-server`) "
+                "or use --local to start a private one for this run",
+                RUN_ERROR,
+            )
+
+
+def check_token(settings: Settings) -> int:
+    """Ask the free credit endpoint once, so a wrong token fails before anything is submitted.
+
+    Returns:
+        The account's balance.
+
+    Raises:
+        CliError: no key, a refused key (status 2), or an API that does not answer (status 1).
+    """
+    key = api_key_for(settings)
+    client = DropcontactClient(
+        key,
+        base_url=settings.api_url,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+    )
+    try:
+        return client.get_credits()
+    except AuthenticationError as exc:
+        raise CliError(
+            f"the API at {settings.api_url} refused the access token (401): check DROPCONTACT_API_KEY", USER_ERROR
+        ) from exc
+    except DropcontactError as exc:
+        raise CliError(f"the API at {settings.api_url} did not answer the credit check: {exc}", RUN_ERROR) from exc
+    finally:
+        client.close()
+
+
+def check_workers(app: Celery, settings: Settings, timeout_s: float) -> None:
+    """Fail unless at least one worker answers a ping within ``timeout_s``."""
+    try:
+        replies = app.control.ping(timeout=timeout_s, limit=1)
+    except Exception as exc:  # kombu raises many types; the message below is what matters
+        raise CliError(f"cannot ping workers on {safe_url(settings.effective_broker_url)}: {exc}", RUN_ERROR) from exc
+    if not replies:
+        raise CliError(
+            f"no dropq worker is listening on {safe_url(settings.effective_broker_url)}; "
+            "start one with `dropq worker` or use --local",
+            RUN_ERROR,
+        )

@@ -1,0 +1,290 @@
+"""Input and output files of ``dropq enrich``, read and written as streams.
+
+The input is read row by row with the line number where each row starts, the
+same way every time (``dropq enrich`` reads it twice: once to send, once to
+write the output), so the n-th readable row is always the job's record n.
+A row that cannot be read (bad JSON, bytes that are not UTF-8, more fields than
+the header, a field over the CSV limit) comes out with ``error`` set and is
+never sent; the rest of the file goes on.
+
+Formats: CSV (delimiter detected, UTF-8 with or without BOM, other encodings
+by name) and JSON Lines (one object per line, UTF-8).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from dropcontact.tabular import detect_delimiter, output_cells, output_columns, unreadable_reason
+
+__all__ = [
+    "InputError",
+    "InputRow",
+    "InputFile",
+    "OutputFile",
+    "format_for_path",
+    "copy_stdin_to_temp",
+]
+
+# The start of a CSV file that delimiter detection looks at.
+_SNIFF_CHARS = 64 * 1024
+# Extensions read and written as JSON Lines; anything else is CSV.
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+# Bytes that did not decode, as surrogateescape leaves them in text.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+# A cell may be as long as a record may be (15 kB), with room to spare; Python's default is 128 kB.
+_CSV_FIELD_LIMIT = 1024 * 1024
+
+
+class InputError(Exception):
+    """The input file as a whole cannot be used (missing, unreadable, no header); exit status 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One row of the input.
+
+    ``cells`` (CSV) or ``obj`` (JSON Lines) holds what was read; ``error`` says
+    why the row cannot be used, in which case it is not sent.
+    """
+
+    line: int
+    cells: list[str] | None = None
+    obj: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def is_readable(self) -> bool:
+        """Whether the row can be sent."""
+        return self.error is None
+
+
+def format_for_path(path: str, default: str = "csv") -> str:
+    """``jsonl`` for ``.jsonl``/``.ndjson``/``.json`` names, ``csv`` for ``.csv``/``.tsv``, else ``default``."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    return default
+
+
+def copy_stdin_to_temp(directory: str | None = None) -> Path:
+    """Copy standard input to a temporary file (the input is read twice); the caller removes it."""
+    handle = tempfile.NamedTemporaryFile(prefix="dropq-stdin-", dir=directory, delete=False)  # noqa: SIM115
+    with handle:
+        shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
+    return Path(handle.name)
+
+
+def _sniff_format(path: Path) -> str:
+    with path.open("rb") as handle:
+        start = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "jsonl" if start.startswith(b"{") else "csv"
+
+
+def _clean_text(text: str) -> str:
+    # Undecodable bytes become U+FFFD in the output, which must be valid text.
+    if _UNDECODED.search(text) is None:
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class InputFile:
+    """A CSV or JSON Lines file, read as a stream of ``InputRow`` (as often as needed, always the same way).
+
+    Args:
+        path: the file.
+        fmt: ``csv``, ``jsonl``, or None to decide by extension (then by the first byte).
+        encoding: a Python codec name for CSV; None reads UTF-8 with or without BOM.
+        delimiter: the CSV delimiter; None detects it.
+
+    Raises:
+        InputError: the file is missing, unreadable, or has no header.
+    """
+
+    def __init__(
+        self, path: Path, *, fmt: str | None = None, encoding: str | None = None, delimiter: str | None = None
+    ) -> None:
+        self.path = path
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a file")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{path}: permission denied")
+        self.format = fmt or format_for_path(str(path), default="") or _sniff_format(path)
+        self.encoding = encoding or "utf-8-sig"
+        try:
+            "".encode(self.encoding)
+        except LookupError as exc:
+            raise InputError(f"--encoding {encoding!r}: not an encoding Python knows") from exc
+        self.delimiter = delimiter or ""
+        self.columns: list[str] = []
+        if self.format == "csv":
+            self._read_header()
+
+    def _open_text(self) -> IO[str]:
+        # surrogateescape keeps reading past bytes that do not decode; the row holding them is reported.
+        return self.path.open(encoding=self.encoding, errors="surrogateescape", newline="")
+
+    def _read_header(self) -> None:
+        with self._open_text() as handle:
+            sample = handle.read(_SNIFF_CHARS)
+        if not sample.strip():
+            raise InputError(f"{self.path}: the file is empty (a CSV file needs a header line)")
+        if not self.delimiter:
+            self.delimiter = detect_delimiter(sample)
+        with self._open_text() as handle:
+            header = next(csv.reader(handle, delimiter=self.delimiter), [])
+        if _UNDECODED.search("".join(header)):
+            raise InputError(f"{self.path}: the header is not valid {self.encoding}; give --encoding (e.g. cp1252)")
+        self.columns = [name.strip() for name in header]
+        if not any(self.columns):
+            raise InputError(f"{self.path}: line 1 must be a header naming the columns")
+
+    def rows(self) -> Iterator[InputRow]:
+        """Every row after the header (blank lines skipped), with the line where it starts."""
+        return self._csv_rows() if self.format == "csv" else self._jsonl_rows()
+
+    def _csv_rows(self) -> Iterator[InputRow]:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+        width = len(self.columns)
+        with self._open_text() as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            next(reader, None)
+            previous = reader.line_num
+            while True:
+                line = previous + 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    previous = reader.line_num
+                    yield InputRow(line, cells=[], error=unreadable_reason(line, f"not valid CSV ({exc})"))
+                    continue
+                previous = reader.line_num
+                if not cells or (len(cells) == 1 and not cells[0].strip() and width > 1):
+                    continue
+                yield self._check_csv_row(line, cells, width)
+
+    def _check_csv_row(self, line: int, cells: list[str], width: int) -> InputRow:
+        if _UNDECODED.search("\x1f".join(cells)):
+            clean = [_clean_text(cell) for cell in cells]
+            why = f"not valid {self.encoding.removesuffix('-sig')} text; give --encoding if the file is not UTF-8"
+            return InputRow(line, cells=clean, error=unreadable_reason(line, why))
+        if len(cells) > width:
+            why = f"{len(cells)} fields where the header has {width} (an unquoted {self.delimiter!r} in a value?)"
+            return InputRow(line, cells=cells, error=unreadable_reason(line, why))
+        return InputRow(line, cells=cells)
+
+    def _jsonl_rows(self) -> Iterator[InputRow]:
+        with self.path.open("rb") as handle:
+            for line, raw in enumerate(handle, start=1):
+                data = raw.removeprefix(b"\xef\xbb\xbf") if line == 1 else raw
+                if not data.strip():
+                    continue
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    why = f"not valid UTF-8 (byte 0x{data[exc.start]:02X} at position {exc.start + 1})"
+                    yield InputRow(line, obj={}, error=unreadable_reason(line, why))
+                    continue
+                try:
+                    value = json.loads(text)
+                except ValueError as exc:
+                    yield InputRow(line, obj={}, error=unreadable_reason(line, f"not valid JSON ({exc})"))
+                    continue
+                if not isinstance(value, dict):
+                    why = f"a JSON object was expected, got {type(value).__name__}"
+                    yield InputRow(line, obj={}, error=unreadable_reason(line, why))
+                    continue
+                yield InputRow(line, obj=value)
+
+    def jsonl_columns(self) -> list[str]:
+        """The keys of every JSON Lines object, in order of first appearance (the CSV header of a JSONL input)."""
+        seen: dict[str, None] = {}
+        for row in self._jsonl_rows():
+            for key in row.obj or {}:
+                seen.setdefault(key, None)
+        return list(seen)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class OutputFile:
+    """The output of a job, one row per input row in input order, written to a temporary file then renamed.
+
+    Args:
+        path: the file to write; None writes to standard output.
+        fmt: ``csv`` or ``jsonl``.
+        input_columns: the input's columns (the first columns of a CSV output).
+        siren: whether registry columns are included.
+        delimiter: the CSV delimiter (the input's, so the output opens the same way).
+    """
+
+    def __init__(
+        self, path: Path | None, fmt: str, input_columns: Sequence[str], *, siren: bool, delimiter: str = ","
+    ) -> None:
+        self.path = path
+        self.format = fmt
+        self.input_columns = list(input_columns)
+        self.siren = siren
+        self.rows_written = 0
+        self._temp: Path | None = None
+        if path is None:
+            self._handle: IO[str] = sys.stdout
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._temp = path.with_name(f".{path.name}.partial")
+            self._handle = self._temp.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._handle, delimiter=delimiter) if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(output_columns(self.input_columns, siren=siren))
+
+    def write(self, row: InputRow, outcome: Mapping[str, Any] | None, record_json: str | None = None) -> None:
+        """Write the output row of one input row and its outcome (None: the pipeline gave none)."""
+        if self._csv is not None:
+            cells = (
+                row.cells if row.cells is not None else [_cell_text((row.obj or {}).get(c)) for c in self.input_columns]
+            )
+            self._csv.writerow(output_cells(cells, len(self.input_columns), outcome, siren=self.siren))
+        else:
+            given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
+            head = {"line": row.line, "input": given, "status": (outcome or {}).get("status") or "failed",
+                    "reason": (outcome or {}).get("reason")}  # fmt: skip
+            text = json.dumps(head, ensure_ascii=False)[:-1]
+            self._handle.write(f'{text}, "record": {record_json or "null"}}}\n')
+        self.rows_written += 1
+
+    def commit(self) -> None:
+        """Finish the file: flush, close and move it into place."""
+        self._handle.flush()
+        if self._temp is not None and self.path is not None:
+            self._handle.close()
+            self._temp.replace(self.path)
+            self._temp = None
+
+    def discard(self) -> None:
+        """Drop a half-written file."""
+        if self._temp is not None:
+            self._handle.close()
+            self._temp.unlink(missing_ok=True)
+            self._temp = None

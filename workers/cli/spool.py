@@ -1,0 +1,142 @@
+"""A local SQLite file holding a job's outcomes by index, so the CLI's memory stays flat.
+
+``dropq enrich`` moves each outcome from the job's Redis stream into the spool
+(then deletes it from the stream, so Redis stays flat too) and, once the job
+is finished, reads the spool back in index order beside the input to write the
+output. The file is named after the job in the system's temporary folder and
+kept until the output is written: a detached run re-attaches and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from workers import keys
+
+__all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for"]
+
+# Entries read from the stream per XREAD (one SQLite transaction each).
+READ_COUNT = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    idx    INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    reason TEXT,
+    record TEXT
+)
+"""
+
+
+def spool_path_for(job_id: str, directory: str | None = None) -> Path:
+    """The spool file of a job (job ids are limited to a file-safe alphabet)."""
+    return Path(directory or tempfile.gettempdir()) / f"dropq-{job_id}.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledOutcome:
+    """An outcome as kept: index, status, reason and the enriched record as JSON text (or None)."""
+
+    index: int
+    status: str
+    reason: str | None
+    record_json: str | None
+
+    def as_outcome(self) -> dict[str, Any]:
+        """The outcome mapping that ``dropcontact.tabular.output_cells`` takes."""
+        record = json.loads(self.record_json) if self.record_json else None
+        return {"index": self.index, "status": self.status, "reason": self.reason, "record": record}
+
+
+class OutcomeSpool:
+    """The outcomes of one job, on disk, keyed by index (the same index twice keeps the last).
+
+    Args:
+        path: the SQLite file; created when missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path)
+        # One writer, and losing the last transaction in a crash only means reading it again from the stream.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+
+    def add(self, outcomes: Iterable[dict[str, Any]]) -> int:
+        """Store outcomes (one transaction); returns how many were given."""
+        rows = [
+            (
+                int(o["index"]),
+                str(o.get("status") or "failed"),
+                None if o.get("reason") is None else str(o["reason"]),
+                None if o.get("record") is None else json.dumps(o["record"], ensure_ascii=False),
+            )
+            for o in outcomes
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def count(self) -> int:
+        """How many distinct indices are stored."""
+        return int(self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0])
+
+    def in_order(self) -> Iterator[SpooledOutcome]:
+        """Every stored outcome by increasing index (a cursor: nothing is loaded at once)."""
+        cursor = self._db.execute("SELECT idx, status, reason, record FROM outcomes ORDER BY idx")
+        for index, status, reason, record in cursor:
+            yield SpooledOutcome(index, status, reason, record)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def remove(self) -> None:
+        """Close and delete the file (and SQLite's side files)."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+class StreamCollector:
+    """Moves a job's outcomes from its Redis stream into the spool, deleting what it stored.
+
+    Args:
+        client: Redis (``decode_responses=True``).
+        job_id: the job.
+        spool: where outcomes go.
+    """
+
+    def __init__(self, client: redis.Redis, job_id: str, spool: OutcomeSpool) -> None:
+        self._redis = client
+        self._key = keys.job_outcomes_key(job_id)
+        self._spool = spool
+        # Consumed entries are deleted, so a new run reading from the start sees only what is left.
+        self._last_id = "0-0"
+        self.collected = 0
+
+    def drain(self) -> int:
+        """Store every entry in the stream now; returns how many were moved."""
+        moved = 0
+        while True:
+            answer: Any = self._redis.xread({self._key: self._last_id}, count=READ_COUNT)
+            if not answer:
+                return moved
+            entries = answer[0][1]
+            self._spool.add(json.loads(fields["o"]) for _, fields in entries)
+            ids = [entry_id for entry_id, _ in entries]
+            # Only once SQLite has them: a crash between the two reads them again, and the spool keeps the last.
+            self._redis.xdel(self._key, *ids)
+            self._last_id = ids[-1]
+            moved += len(ids)
+            self.collected += len(ids)
