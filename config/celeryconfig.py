@@ -18,7 +18,7 @@ __all__ = [
     "WORKER_QUEUES",
     "ROUTES",
     "MAX_COUNTDOWN_S",
-    "VISIBILITY_TIMEOUT_S",
+    "max_countdown_s",
     "build_celery_config",
 ]
 
@@ -44,12 +44,21 @@ ROUTES: dict[str, dict[str, str]] = {
     "dropq.finish": {"queue": "dropq.sink"},
 }
 
-# No task ever re-enqueues itself further ahead than this.
+# No task ever re-enqueues itself further ahead than this...
 MAX_COUNTDOWN_S = 600
-# Redis broker: redeliver an unacknowledged message only after this; six times the longest countdown.
-VISIBILITY_TIMEOUT_S = 6 * MAX_COUNTDOWN_S
+# ...nor further than this share of the visibility timeout (a countdown message stays unacknowledged).
+_COUNTDOWN_SHARE_OF_VISIBILITY = 0.25
+# The longest pause between two sweeps for unacknowledged messages of dead workers.
+_RESTORE_SWEEP_MAX_S = 10
+# How long a sweep's mutex outlives a worker killed during the sweep.
+_SWEEP_MUTEX_EXPIRE_S = 5
 # Results of send_task(...).get() callers; the job ledger has its own, longer TTL.
 RESULT_EXPIRES_S = 24 * 3600
+
+
+def max_countdown_s(settings: Settings) -> float:
+    """The longest countdown a task may use with these settings: well below the visibility timeout."""
+    return min(float(MAX_COUNTDOWN_S), settings.visibility_timeout_s * _COUNTDOWN_SHARE_OF_VISIBILITY)
 
 
 def build_celery_config(settings: Settings) -> dict[str, Any]:
@@ -61,7 +70,16 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
     Returns:
         A mapping for ``app.conf.update``.
     """
-    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        # Sweep for a dead worker's unacknowledged messages every few seconds (kombu's default
+        # throttle makes it every 100 s), so they come back soon after the visibility timeout.
+        "unacked_restore_interval": max(1, min(_RESTORE_SWEEP_MAX_S, settings.visibility_timeout_s // 20)),
+        "unacked_restore_throttle": 1,
+        # A worker killed while it held the sweep's mutex would stop every sweep until the mutex expires
+        # (kombu's default: 5 minutes); a sweep takes milliseconds.
+        "unacked_mutex_expire": _SWEEP_MUTEX_EXPIRE_S,
+    }
     return {
         "broker_url": settings.effective_broker_url,
         "result_backend": settings.redis_url,

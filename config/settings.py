@@ -37,6 +37,9 @@ DEFAULT_JOB_TTL_S = 7 * 24 * 3600
 DEFAULT_MAX_RETRIES = 8
 # How often a paused (out of credits) key re-checks its balance with the free endpoint.
 DEFAULT_CREDIT_RECHECK_S = 60.0
+# Redis broker: an unacknowledged message (a killed worker's, or a countdown's) comes back after this.
+# Long enough for the longest countdown; shorter means faster recovery from a killed worker.
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 DEFAULT_WEBHOOK_PORT = 8081
 
@@ -140,6 +143,9 @@ class Settings:
     credit_budget_per_day: int | None = _var("DROPQ_CREDIT_BUDGET_PER_DAY", _positive_int, None, "daily budget")
     credit_recheck_s: float = _var(
         "DROPQ_CREDIT_RECHECK_S", _positive_float, DEFAULT_CREDIT_RECHECK_S, "balance re-check when paused"
+    )
+    visibility_timeout_s: int = _var(
+        "DROPQ_VISIBILITY_TIMEOUT_S", _positive_int, DEFAULT_VISIBILITY_TIMEOUT_S, "broker redelivery timeout"
     )
     job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
     log_level: str = _var("DROPQ_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from workers.app import app
+import redis
+from kombu.exceptions import OperationalError
+
+from config.celeryconfig import max_countdown_s
+from workers.app import app, settings
 from workers.pipeline.followup import Followup
 
 __all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY"]
 
-import redis
-from kombu.exceptions import OperationalError
+# A countdown longer than the visibility timeout would be redelivered while it waits.
+_MAX_COUNTDOWN_S = max_countdown_s(settings)
 
 # Redis or the broker restarting is waiting, not failing: such tasks retry without a limit.
 INFRA_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
@@ -28,7 +32,7 @@ def send(item: Followup) -> None:
     app.send_task(
         item.task,
         kwargs=item.kwargs,
-        countdown=item.countdown_s or None,
+        countdown=min(max(0.0, item.countdown_s), _MAX_COUNTDOWN_S) or None,
         kwargsrepr=item.kwargsrepr,
         queue=item.queue,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.celeryconfig import MAX_COUNTDOWN_S, QUEUES, ROUTES, VISIBILITY_TIMEOUT_S, build_celery_config
+from config.celeryconfig import QUEUES, ROUTES, build_celery_config, max_countdown_s
 from config.settings import from_env
 
 
@@ -24,10 +24,13 @@ def test_every_stage_has_its_queue() -> None:
 
 
 def test_visibility_timeout_exceeds_the_longest_countdown() -> None:
-    """A countdown task is never redelivered while it legitimately waits."""
-    conf = build_celery_config(from_env({}))
-    assert conf["broker_transport_options"]["visibility_timeout"] == VISIBILITY_TIMEOUT_S
-    assert VISIBILITY_TIMEOUT_S > MAX_COUNTDOWN_S
+    """A countdown task is never redelivered while it legitimately waits, whatever the timeout is set to."""
+    for raw in ("3600", "20", "100000"):
+        settings = from_env({"DROPQ_VISIBILITY_TIMEOUT_S": raw})
+        conf = build_celery_config(settings)
+        assert conf["broker_transport_options"]["visibility_timeout"] == int(raw)
+        assert max_countdown_s(settings) <= min(600, int(raw) / 4)
+    assert max_countdown_s(from_env({})) == 600
 
 
 def test_events_are_on_for_flower() -> None:

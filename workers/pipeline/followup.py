@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.celeryconfig import MAX_COUNTDOWN_S
-
 __all__ = ["Followup", "submit", "poll", "sink", "deliver", "finish", "produce"]
 
 
@@ -17,7 +15,7 @@ class Followup:
     Args:
         task: the task name (``dropq.*``).
         kwargs: JSON arguments.
-        countdown_s: delay before it runs; capped below the broker's visibility timeout.
+        countdown_s: delay before it runs (the sender caps it below the broker's visibility timeout).
         kwargsrepr: what Flower and the logs show instead of the arguments (contact data stays hidden).
         queue: the queue, for messages to another application's tasks; ours are routed by name.
     """
@@ -27,10 +25,6 @@ class Followup:
     countdown_s: float = 0.0
     kwargsrepr: str | None = None
     queue: str | None = None
-
-    def __post_init__(self) -> None:
-        # A countdown longer than the visibility timeout would be redelivered while it waits.
-        object.__setattr__(self, "countdown_s", max(0.0, min(float(self.countdown_s), MAX_COUNTDOWN_S)))
 
 
 def produce(job_id: str, part_id: str, offset: int, contacts: list[Any]) -> Followup:
