@@ -23,10 +23,10 @@ __all__ = ["produce", "submit", "poll", "sink", "deliver", "finish"]
 
 
 @app.task(name="dropq.produce", **INFRA_RETRY)
-def produce(job_id: str, part_id: str, offset: int, contacts: list[Any]) -> None:
+def produce(job_id: str, part_id: str, offset: int, contacts: list[Any], waits: int = 0) -> None:
     """Validate, de-duplicate and batch one input part."""
     bind_task_context(job_id=job_id, part_id=part_id)
-    send_all(produce_part(get_runtime(), job_id, part_id, offset, contacts))
+    send_all(produce_part(get_runtime(), job_id, part_id, offset, contacts, waits))
 
 
 @app.task(name="dropq.submit", **INFRA_RETRY)

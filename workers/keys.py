@@ -96,7 +96,7 @@ def job_parts_key(job_id: str) -> str:
 
 
 def job_produced_parts_key(job_id: str) -> str:
-    """The input parts of a job whose produce has finished (a set)."""
+    """The input ranges of a job whose produce has finished (a sorted set of ``start:end`` by start)."""
     return _key("job-produced", job_id)
 
 

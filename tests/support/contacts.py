@@ -11,7 +11,7 @@ COMPANIES = [("Acme", "acme.example"), ("Globex", "globex.example"), ("Initech",
 
 
 def make_contacts(n: int, *, invalid_every: int = 0, duplicate_every: int = 0, seed: int = 1) -> list[dict[str, Any]]:
-    """``n`` contacts; every ``invalid_every``-th has no identifier, every ``duplicate_every``-th repeats an earlier one.
+    """``n`` contacts: every ``invalid_every``-th has no identifier, every ``duplicate_every``-th repeats one.
 
     Returns:
         The rows, with ``custom_fields.crm_id`` = the row's position.

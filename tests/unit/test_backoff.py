@@ -25,7 +25,11 @@ def test_jitter_stays_within_bounds_and_under_the_cap() -> None:
     schedule = PollSchedule(jitter=0.2)
     rng = random.Random(7)
     for attempt in range(30):
-        raw = schedule.first_s if attempt == 0 else min(schedule.cap_s, schedule.base_s * schedule.factor ** (attempt - 1))
+        raw = (
+            schedule.first_s
+            if attempt == 0
+            else min(schedule.cap_s, schedule.base_s * schedule.factor ** (attempt - 1))
+        )
         delay = schedule.delay_s(attempt, rng)
         assert raw * 0.8 - 1e-9 <= delay <= min(schedule.cap_s, raw * 1.2) + 1e-9
 

@@ -74,6 +74,7 @@ class Batch:
     callback_token: str = ""
     reason: str = ""
     partial: bool = False
+    touched_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,12 @@ class BatchStore:
             callback_token=raw.get("callback_token", ""),
             reason=raw.get("reason", ""),
             partial=raw.get("partial") == "1",
+            touched_ms=int(raw.get("touched_ms", 0)),
         )
+
+    def touch(self, batch_id: str, now_ms: int) -> None:
+        """Note that a message of the batch's chain is being handled (see ``pipeline.chain``)."""
+        self._redis.hset(keys.batch_key(batch_id), "touched_ms", now_ms)
 
     def records(self, batch_id: str) -> list[dict[str, Any]]:
         """The records of the batch as they are sent to the API."""

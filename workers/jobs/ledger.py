@@ -107,10 +107,21 @@ class JobLedger:
         args = [part_id, "1" if final else "0", self._ttl_s]
         return bool(self._register_part(keys=[keys.job_key(job_id), keys.job_parts_key(job_id)], args=args))
 
-    def mark_part_produced(self, job_id: str, part_id: str) -> bool:
-        """Note once that a part's records are all produced."""
+    def mark_part_produced(self, job_id: str, start: int, end: int) -> bool:
+        """Note once that the records ``start`` to ``end`` (excluded) of the job's input are produced."""
         job_keys = [keys.job_key(job_id), keys.job_produced_parts_key(job_id)]
-        return bool(self._part_produced(keys=job_keys, args=[part_id, self._ttl_s]))
+        return bool(self._part_produced(keys=job_keys, args=[f"{start}:{end}", start, self._ttl_s]))
+
+    def produced_through(self, job_id: str) -> int:
+        """The first input index not yet produced, counting only the unbroken run of parts from index 0."""
+        covered = 0
+        for member, _ in self._redis.zrange(keys.job_produced_parts_key(job_id), 0, -1, withscores=True):
+            start_text, end_text = str(member).split(":")
+            start, end = int(start_text), int(end_text)
+            if start > covered:
+                break
+            covered = max(covered, end)
+        return covered
 
     def add(self, job_id: str, **counters: int) -> None:
         """Increment counters that are not tied to a state transition (credits used, resubmits)."""

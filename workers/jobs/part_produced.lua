@@ -1,14 +1,15 @@
 -- part_produced.lua: note, once, that every record of an input part has been produced.
 --
--- KEYS[1] job ledger hash     dropq:job:{job}
--- KEYS[2] produced parts set  dropq:job-produced:{job}
--- ARGV[1] part id
--- ARGV[2] TTL, seconds
+-- KEYS[1] job ledger hash          dropq:job:{job}
+-- KEYS[2] produced parts sorted set dropq:job-produced:{job}  (member "start:end", score start)
+-- ARGV[1] "start:end" of the part (input indexes, end excluded)
+-- ARGV[2] start (integer)
+-- ARGV[3] TTL, seconds
 -- Returns 1 when counted now, 0 when counted before (a redelivered produce).
 
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
+if redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]), ARGV[1]) == 0 then
   return 0
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'parts_pending', -1)
 return 1

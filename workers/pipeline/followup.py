@@ -27,11 +27,14 @@ class Followup:
     queue: str | None = None
 
 
-def produce(job_id: str, part_id: str, offset: int, contacts: list[Any]) -> Followup:
-    """Produce the batches of one input part."""
+def produce(
+    job_id: str, part_id: str, offset: int, contacts: list[Any], waits: int = 0, countdown_s: float = 0.0
+) -> Followup:
+    """Produce the batches of one input part (``waits``: how often it already waited for earlier parts)."""
     return Followup(
         "dropq.produce",
-        {"job_id": job_id, "part_id": part_id, "offset": offset, "contacts": contacts},
+        {"job_id": job_id, "part_id": part_id, "offset": offset, "contacts": contacts, "waits": waits},
+        countdown_s,
         kwargsrepr=f"{{'job_id': {job_id!r}, 'part_id': {part_id!r}, 'contacts': <{len(contacts)} records>}}",
     )
 

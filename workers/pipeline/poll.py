@@ -13,6 +13,7 @@ from dropcontact.client import FetchState
 from dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
 from workers.jobs.batches import Batch, BatchState, TransitionRefused
 from workers.pipeline import followup
+from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.followup import Followup
 from workers.pipeline.submit import AUTH_FAILED_REASON, INLINE_WAIT_MS
@@ -30,8 +31,12 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         The next poll, or the sink once results are in, or the deliveries of a failed batch.
     """
     batch = rt.batches.get(batch_id)
-    if batch is None or batch.seq != seq or batch.state is not BatchState.SUBMITTED:
+    if batch is None or batch.state is not BatchState.SUBMITTED:
         return []
+    current = claim_message(rt, batch, seq)
+    if current is None:
+        return []
+    seq = current
     token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
     if not token.allowed:
         return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]

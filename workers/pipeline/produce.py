@@ -29,6 +29,11 @@ __all__ = ["produce_part", "batch_id_for", "correlation_id_for"]
 
 _log = structlog.get_logger(__name__)
 
+# A part waits this long between two looks at whether the parts before it are produced...
+ORDER_WAIT_S = 0.2
+# ...and this many times at most (30 s), then goes on: a caller may have left a gap in its offsets.
+MAX_ORDER_WAITS = 150
+
 
 def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
     """The id of the batch closing a segment."""
@@ -59,12 +64,25 @@ def _input_of(raw: Any) -> Any:
     return raw
 
 
-def produce_part(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
+def produce_part(
+    rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any], waits: int = 0
+) -> list[Followup]:
     """Validate, de-duplicate and batch one part of a job's input; commit each segment once.
 
+    Parts are produced in input order (a part waits, briefly, for the parts
+    before it), so that of two equal records the later one is the duplicate,
+    whichever worker took which part.
+
     Returns:
-        The submits of the new batches, the deliveries of rejected/duplicate outcomes, and the finish check.
+        The submits of the new batches, the deliveries of rejected/duplicate outcomes, and the finish check;
+        or this produce again, a moment later, while an earlier part is still being produced.
     """
+    if offset > rt.ledger.produced_through(job_id):
+        if waits < MAX_ORDER_WAITS:
+            return [
+                followup.produce(job_id, part_id, offset, list(contacts), waits=waits + 1, countdown_s=ORDER_WAIT_S)
+            ]
+        _log.warning("part_order_gap", job_id=job_id, part_id=part_id, offset=offset, waited_s=waits * ORDER_WAIT_S)
     options = rt.ledger.options(job_id)
     destinations = rt.destinations.names_for(options)
     seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
@@ -116,7 +134,7 @@ def produce_part(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: 
                 segment, number = _Segment(), number + 1
     if segment.received:
         commit(segment, number)
-    rt.ledger.mark_part_produced(job_id, part_id)
+    rt.ledger.mark_part_produced(job_id, offset, offset + len(contacts))
     _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
     return followups + finish_if_complete(rt, job_id)
 

@@ -28,6 +28,7 @@ from dropcontact.errors import (
 from workers.jobs.batches import Batch, BatchState, TransitionRefused
 from workers.limiter.gcra import Decision
 from workers.pipeline import followup
+from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.followup import Followup
 from workers.runtime import Runtime
@@ -55,8 +56,12 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         The messages to send next (a poll, a re-enqueued submit, deliveries of a failed batch).
     """
     batch = rt.batches.get(batch_id)
-    if batch is None or batch.seq != seq or batch.state not in (BatchState.PENDING, BatchState.POSTING):
+    if batch is None or batch.state not in (BatchState.PENDING, BatchState.POSTING):
         return []
+    current = claim_message(rt, batch, seq)
+    if current is None:
+        return []
+    seq = current
     job = rt.ledger.read(batch.job_id)
     if job is not None and job.fatal_reason:
         return fail_batch(rt, batch, job.fatal_reason)
@@ -79,12 +84,12 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
 
     lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
     try:
+        # No bump: if this worker dies inside the POST, this very message comes back and is still current.
         claimed = rt.batches.transition(
             batch_id,
             (BatchState.PENDING, BatchState.POSTING),
             seq=seq,
             to=BatchState.POSTING,
-            bump=True,
             lease_until_ms=rt.now_ms() + int(lease_s * 1000),
         )
     except TransitionRefused:
