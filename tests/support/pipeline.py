@@ -25,9 +25,9 @@ def worker_env(redis_url: str, sandbox: Any, out_dir: Path, **extra: str) -> dic
     """The environment of a worker that talks to the sandbox and writes files under ``out_dir``."""
     config = out_dir / "destinations.toml"
     config.write_text(
-        "default = [\"jsonl\"]\n\n"
-        f"[destinations.jsonl]\ntype = \"jsonl\"\ndirectory = \"{out_dir}\"\n\n"
-        f"[destinations.csv]\ntype = \"csv\"\ndirectory = \"{out_dir}\"\n"
+        'default = ["jsonl"]\n\n'
+        f'[destinations.jsonl]\ntype = "jsonl"\ndirectory = "{out_dir}"\n\n'
+        f'[destinations.csv]\ntype = "csv"\ndirectory = "{out_dir}"\n'
     )
     return {
         "REDIS_URL": redis_url,

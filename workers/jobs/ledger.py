@@ -116,8 +116,8 @@ class JobLedger:
         """The first input index not yet produced, counting only the unbroken run of parts from index 0."""
         covered = 0
         for member, _ in self._redis.zrange(keys.job_produced_parts_key(job_id), 0, -1, withscores=True):
-            start_text, end_text = str(member).split(":")
-            start, end = int(start_text), int(end_text)
+            bounds = str(member).split(":")
+            start, end = int(bounds[0]), int(bounds[1])
             if start > covered:
                 break
             covered = max(covered, end)
