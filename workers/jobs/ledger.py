@@ -115,7 +115,8 @@ class JobLedger:
     def produced_through(self, job_id: str) -> int:
         """The first input index not yet produced, counting only the unbroken run of parts from index 0."""
         covered = 0
-        for member, _ in self._redis.zrange(keys.job_produced_parts_key(job_id), 0, -1, withscores=True):
+        # Members come ordered by their score, the range's start.
+        for member in self._redis.zrange(keys.job_produced_parts_key(job_id), 0, -1):
             bounds = str(member).split(":")
             start, end = int(bounds[0]), int(bounds[1])
             if start > covered:
