@@ -40,6 +40,9 @@ DEFAULT_CREDIT_RECHECK_S = 60.0
 # Redis broker: an unacknowledged message (a killed worker's, or a countdown's) comes back after this.
 # Long enough for the longest countdown; shorter means faster recovery from a killed worker.
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+# With webhooks, polling is only the safety net for lost pushes: the first look waits out
+# the API's documented worst case (3 minutes).
+DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 DEFAULT_WEBHOOK_PORT = 8081
 
@@ -129,6 +132,9 @@ class Settings:
     rate_limit: float = _var("DROPQ_RATE_LIMIT", _positive_float, DEFAULT_RATE_LIMIT, "requests/s, all workers")
     destinations_path: str = _var("DROPQ_DESTINATIONS", _text, DEFAULT_DESTINATIONS, "destination config file")
     webhook_url: str | None = _var("DROPQ_WEBHOOK_URL", _url(("http", "https")), None, "public receiver URL")
+    webhook_safety_poll_s: float = _var(
+        "DROPQ_WEBHOOK_SAFETY_POLL_S", _positive_float, DEFAULT_WEBHOOK_SAFETY_POLL_S, "first poll with webhooks"
+    )
     webhook_host: str = _var("DROPQ_WEBHOOK_HOST", _text, DEFAULT_WEBHOOK_HOST, "receiver bind address")
     webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
     poll_first_s: float = _var("DROPQ_POLL_FIRST_S", _positive_float, DEFAULT_POLL_FIRST_S, "first poll delay")

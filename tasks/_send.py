@@ -9,7 +9,7 @@ from kombu.exceptions import OperationalError
 
 from config.celeryconfig import max_countdown_s
 from workers.app import app, settings
-from workers.pipeline.followup import Followup
+from workers.pipeline.followup import Followup, send_followup
 
 __all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY"]
 
@@ -29,13 +29,7 @@ INFRA_RETRY = {
 
 def send(item: Followup) -> None:
     """Send one follow-up."""
-    app.send_task(
-        item.task,
-        kwargs=item.kwargs,
-        countdown=min(max(0.0, item.countdown_s), _MAX_COUNTDOWN_S) or None,
-        kwargsrepr=item.kwargsrepr,
-        queue=item.queue,
-    )
+    send_followup(app, item, _MAX_COUNTDOWN_S)
 
 
 def send_all(items: Iterable[Followup]) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "job_produced_parts_key",
     "delivery_key",
     "webhook_token_key",
+    "webhook_early_key",
     "jobs_index_key",
 ]
 
@@ -158,3 +159,8 @@ def delivery_key(job_id: str, destination: str) -> str:
 def webhook_token_key(token: str) -> str:
     """The batch a webhook callback token belongs to."""
     return _key("webhook", token)
+
+
+def webhook_early_key(batch_id: str) -> str:
+    """A push that arrived before the batch's ``request_id`` was written."""
+    return _key("webhook-early", batch_id)

@@ -1,29 +1,71 @@
-"""Webhook callbacks: an unguessable URL per batch, and the receiver that accepts the API's pushes.
+"""Webhook callbacks: an unguessable URL per batch, and what to do with a push.
 
 Dropcontact signs nothing, so the URL itself is the credential: each batch
 gets a random token (``secrets.token_urlsafe``), stored in Redis against the
 batch. A push is accepted only for a token we issued, for a batch we still
-wait for, and only when its ``request_id`` is that batch's. Everything else
-gets a 404 and changes nothing. Polling stays on as the safety net for lost
-pushes, so a push is an optimisation, never a single point of failure.
+wait for, and only when its ``request_id`` (when it carries one) is that
+batch's. Everything else changes nothing. Polling stays on as the safety net
+for lost pushes, so a push is an optimisation, never a single point of failure.
+
+A push can beat the POST's answer (the API may finish a small batch before
+our worker has written the ``request_id``); it is then kept, and the submit
+stage hands it on once the batch is ``submitted``.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
 
 from workers import keys
+from workers.jobs.batches import BatchState
+from workers.pipeline.followup import Followup
+from workers.pipeline.results import accept_results
 from workers.runtime import Runtime
 
-__all__ = ["callback_url_for", "batch_for_token", "CALLBACK_PATH"]
+__all__ = [
+    "CALLBACK_PATH",
+    "Push",
+    "PushVerdict",
+    "callback_url_for",
+    "parse_push",
+    "receive_push",
+    "take_early_push",
+]
+
+_log = structlog.get_logger(__name__)
 
 CALLBACK_PATH = "/dropq/webhook"
 # 32 bytes of randomness: not guessable, not enumerable.
 _TOKEN_BYTES = 32
+# The only event the API documents; pushes of other events are ignored.
+_EVENT_TYPE = "enrich_api_result"
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """The results of one request, as a push delivers them."""
+
+    request_id: str | None
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushVerdict:
+    """What the receiver answers: an HTTP status, what happened, and the messages to send."""
+
+    status: int
+    outcome: str
+    followups: tuple[Followup, ...] = ()
 
 
 def callback_url_for(rt: Runtime, batch_id: str) -> str | None:
-    """The batch's callback URL (its token made once, kept across re-submits)."""
+    """The batch's callback URL (its token made once, kept across re-submits), or None without webhooks."""
     base = rt.settings.webhook_url
     if not base:
         return None
@@ -35,7 +77,75 @@ def callback_url_for(rt: Runtime, batch_id: str) -> str | None:
     return f"{base.rstrip('/')}{CALLBACK_PATH}/{token}"
 
 
-def batch_for_token(rt: Runtime, token: str) -> str | None:
-    """The batch a token was issued for, or None."""
-    found = rt.redis.get(keys.webhook_token_key(token))
-    return str(found) if found else None
+def _push_of(payload: Any) -> Push | None:
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
+        return None
+    records = [r for r in payload["data"] if isinstance(r, Mapping)]
+    request_id = payload.get("request_id")
+    return Push(str(request_id) if request_id is not None else None, [dict(r) for r in records])
+
+
+def parse_push(body: Any) -> list[Push]:
+    """Read a push body in any documented shape (pure).
+
+    The old docs' event array (``[{"event_type": "enrich_api_result", "data":
+    {"data": [...], "request_id": ...}}]``), one such event alone, or a bare
+    results body (``{"data": [...], "request_id": ...}``) all work.
+
+    Returns:
+        The pushes found; events of other types and malformed items are left out.
+    """
+    items = body if isinstance(body, list) else [body]
+    pushes: list[Push] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if "event_type" in item or isinstance(item.get("data"), Mapping):
+            if item.get("event_type", _EVENT_TYPE) != _EVENT_TYPE:
+                continue
+            push = _push_of(item.get("data"))
+        else:
+            push = _push_of(item)
+        if push is not None:
+            pushes.append(push)
+    return pushes
+
+
+def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
+    """Handle one push for the batch behind ``token``.
+
+    Returns:
+        404 for a token we did not issue or a request that is not the batch's;
+        202 when the push beat the POST's answer (kept for the submit stage);
+        200 otherwise (accepted now, or already had).
+    """
+    batch_id = rt.redis.get(keys.webhook_token_key(token))
+    batch = rt.batches.get(str(batch_id)) if batch_id else None
+    if batch is None:
+        return PushVerdict(404, "unknown_token")
+    pushes = parse_push(body)
+    if not pushes:
+        return PushVerdict(400, "unreadable_body")
+    push = pushes[0]
+    if batch.state in (BatchState.PENDING, BatchState.POSTING):
+        rt.redis.set(keys.webhook_early_key(batch.batch_id), json.dumps(body), ex=rt.settings.job_ttl_s)
+        return PushVerdict(202, "kept_until_submitted")
+    if push.request_id is not None and push.request_id != batch.request_id:
+        return PushVerdict(404, "not_this_batch")
+    if batch.state is not BatchState.SUBMITTED:
+        return PushVerdict(200, "already_had")
+    followups = accept_results(rt, batch, push.records, partial=False)
+    _log.info("webhook_accepted", job_id=batch.job_id, batch_id=batch.batch_id, records=len(push.records))
+    return PushVerdict(200, "accepted", tuple(followups))
+
+
+def take_early_push(rt: Runtime, batch_id: str) -> list[Followup]:
+    """After the submit: hand on a push that arrived before the ``request_id`` was written."""
+    raw = rt.redis.getdel(keys.webhook_early_key(batch_id))
+    batch = rt.batches.get(batch_id)
+    if not raw or batch is None:
+        return []
+    for push in parse_push(json.loads(str(raw))):
+        if push.request_id in (None, batch.request_id):
+            return accept_results(rt, batch, push.records, partial=False)
+    return []

@@ -10,6 +10,7 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``status`` and ``credits``: a job's ledger, the account's balance (``status.py``).
 - ``worker``: a Celery worker on every dropq queue (``worker.py``).
 - ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
+- ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dropcontact.sandbox.cli import sandbox_command
 from workers.cli.demo import demo_command
 from workers.cli.enrich import enrich_command
 from workers.cli.status import credits_command, status_command
+from workers.cli.webhooks import webhooks_command
 from workers.cli.worker import worker_command
 
 __all__ = ["cli", "main"]
@@ -37,6 +39,7 @@ cli.add_command(status_command, name="status")
 cli.add_command(credits_command, name="credits")
 cli.add_command(worker_command, name="worker")
 cli.add_command(sandbox_command, name="sandbox")
+cli.add_command(webhooks_command, name="webhooks")
 
 
 def main() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Followup", "submit", "poll", "sink", "deliver", "finish", "produce"]
+from celery import Celery
+
+__all__ = ["Followup", "send_followup", "submit", "poll", "sink", "deliver", "finish", "produce"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +68,20 @@ def deliver(job_id: str, unit_id: str, destination: str, attempt: int = 0, count
 def finish(job_id: str) -> Followup:
     """Finish and announce a job that looks complete."""
     return Followup("dropq.finish", {"job_id": job_id})
+
+
+def send_followup(app: Celery, item: Followup, max_countdown_s: float) -> None:
+    """Send one follow-up through ``app`` (its routes pick our tasks' queues).
+
+    Args:
+        app: the Celery app.
+        item: the message.
+        max_countdown_s: the cap on its countdown (below the broker's visibility timeout).
+    """
+    app.send_task(
+        item.task,
+        kwargs=item.kwargs,
+        countdown=min(max(0.0, item.countdown_s), max_countdown_s) or None,
+        kwargsrepr=item.kwargsrepr,
+        queue=item.queue,
+    )

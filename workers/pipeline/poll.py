@@ -16,10 +16,11 @@ from workers.pipeline import followup
 from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.followup import Followup
+from workers.pipeline.results import accept_results
 from workers.pipeline.submit import AUTH_FAILED_REASON, INLINE_WAIT_MS
 from workers.runtime import Runtime
 
-__all__ = ["poll_batch", "accept_results"]
+__all__ = ["poll_batch"]
 
 _log = structlog.get_logger(__name__)
 
@@ -66,24 +67,6 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     except TransitionRefused:
         return []
     return [followup.poll(batch_id, next_seq, delay)]
-
-
-def accept_results(rt: Runtime, batch: Batch, records: list[dict[str, object]], *, partial: bool) -> list[Followup]:
-    """Keep a batch's results (from a poll or a webhook) and hand it to the sink, once."""
-    rt.batches.store_results(batch.batch_id, records)  # type: ignore[arg-type]
-    try:
-        rt.batches.transition(
-            batch.batch_id,
-            (BatchState.SUBMITTED,),
-            to=BatchState.FETCHED,
-            bump=True,
-            partial=1 if partial else 0,
-            fetched_ms=rt.now_ms(),
-        )
-    except TransitionRefused:
-        return []
-    _log.info("batch_fetched", job_id=batch.job_id, batch_id=batch.batch_id, polls=batch.polls + 1, partial=partial)
-    return [followup.sink(batch.batch_id)]
 
 
 def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> list[Followup]:

@@ -32,7 +32,7 @@ from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.followup import Followup
 from workers.runtime import Runtime
-from workers.webhooks import callback_url_for
+from workers.webhooks import callback_url_for, take_early_push
 
 __all__ = ["submit_batch", "AUTH_FAILED_REASON"]
 
@@ -128,6 +128,10 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         records=batch.count,
         in_doubt=in_doubt,
     )
+    if rt.settings.webhook_url:
+        # Pushes bring the results; the first poll only catches a lost one.
+        first_poll_s = max(rt.settings.webhook_safety_poll_s, rt.poll_schedule.delay_s(0, rt.rng))
+        return [followup.poll(batch_id, polled, first_poll_s), *take_early_push(rt, batch_id)]
     return [followup.poll(batch_id, polled, rt.poll_schedule.delay_s(0, rt.rng))]
 
 

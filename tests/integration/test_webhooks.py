@@ -1,0 +1,88 @@
+"""Webhooks end to end: the sandbox pushes to a real `dropq webhooks` receiver; polling only catches lost pushes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.contacts import make_contacts
+from tests.support.pipeline import wait_for_job, worker_env
+from tests.support.processes import ROOT, client_app
+from workers.embedded import free_port
+
+
+@pytest.fixture
+def receiver_env(redis_url: str, sandbox: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A running `dropq webhooks` receiver; the environment that makes workers use it."""
+    port = free_port()
+    env = worker_env(redis_url, sandbox, tmp_path, DROPQ_WEBHOOK_URL=f"http://127.0.0.1:{port}")
+    log = (tmp_path / "receiver.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "webhooks", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError((tmp_path / "receiver.log").read_text())
+    yield env
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _run_job(redis_url: str, job_id: str, n: int) -> None:
+    app = client_app(redis_url)
+    try:
+        kwargs = {"contacts": make_contacts(n), "job_id": job_id, "destinations": ["jsonl"]}
+        app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
+    finally:
+        app.close()
+
+
+def test_pushed_results_need_no_get_at_all(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """With the receiver running, every batch arrives by push and the API sees no GET."""
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "60"}, concurrency=3)
+    _run_job(redis_url, "hooks-1", 1500)
+    status = wait_for_job(redis_url, "hooks-1", timeout_s=40)
+    assert status.delivered + status.rejected + status.duplicates == 1500
+    stats = sandbox.stats()
+    assert stats["webhooks_sent"] >= status.batches
+    assert stats["requests"].get("GET /v1/enrich/all/{request_id}", 0) == 0
+    assert len((tmp_path / "hooks-1.jsonl").read_text().splitlines()) == 1500
+
+
+def test_lost_pushes_are_caught_by_polling(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """Every push lost: the safety-net polls deliver the job anyway."""
+    sandbox.configure(webhook_loss_probability=1.0)
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "1"}, concurrency=3)
+    _run_job(redis_url, "hooks-2", 600)
+    status = wait_for_job(redis_url, "hooks-2", timeout_s=40)
+    assert status.failed == 0 and status.delivered + status.rejected + status.duplicates == 600
+    assert sandbox.stats()["webhooks_lost"] >= status.batches
+
+
+def test_forged_or_foreign_pushes_change_nothing(receiver_env: dict[str, str]) -> None:
+    """A token we did not issue gets 404; the body is never trusted without one."""
+    base = receiver_env["DROPQ_WEBHOOK_URL"]
+    body = {"data": [{"first_name": "Mallory"}], "request_id": "forged"}
+    answer = requests.post(f"{base}/dropq/webhook/not-a-token", json=body, timeout=5)
+    assert answer.status_code == 404
+    assert requests.post(f"{base}/dropq/webhook/x", data=b"{not json", timeout=5).status_code == 400
+    assert requests.post(f"{base}/elsewhere", json=body, timeout=5).status_code == 404
