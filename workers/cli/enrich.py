@@ -496,7 +496,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="send COLUMN as the API field FIELD (COLUMN= to never send it); repeatable",
         ),
         click.option("--siren", is_flag=True, help="ask for the French registry fields (SIREN, SIRET, NAF, ...)"),
-        click.option("--language", type=click.Choice(["fr", "en"]), help="language of job titles and functions"),
+        click.option("--language", type=click.Choice(["fr", "en"]), help="language of civility and email qualifications (the API defaults to French)"),
         click.option(
             "--destination",
             "destinations",
