@@ -496,7 +496,9 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="send COLUMN as the API field FIELD (COLUMN= to never send it); repeatable",
         ),
         click.option("--siren", is_flag=True, help="ask for the French registry fields (SIREN, SIRET, NAF, ...)"),
-        click.option("--language", type=click.Choice(["fr", "en"]), help="language of civility and email qualifications (the API defaults to French)"),
+        click.option(
+            "--language", type=click.Choice(["fr", "en"]), help="civility and qualification language (API default: fr)"
+        ),
         click.option(
             "--destination",
             "destinations",
