@@ -11,7 +11,7 @@ from celery import Celery
 
 from config.celeryconfig import TASK_MODULES, build_celery_config
 from config.settings import from_env
-from workers import logs, runtime
+from workers import logs, runtime, startup
 
 __all__ = ["app", "settings"]
 
@@ -22,3 +22,4 @@ app.conf.update(build_celery_config(settings))
 app.conf.imports = TASK_MODULES
 logs.install(settings)
 runtime.install(settings, app)
+startup.install(settings)

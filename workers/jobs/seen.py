@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import redis
@@ -30,5 +31,6 @@ class SeenRecords:
             return []
         args: list[str | int] = [self._ttl_s]
         for identity, index in pairs:
-            args += [identity, index]
+            # Identity keys are contact data (an email, a name): Redis keeps only a digest of them.
+            args += [hashlib.sha256(identity.encode()).hexdigest()[:32], index]
         return [int(i) for i in self._script(keys=[keys.job_seen_key(job_id)], args=args)]
