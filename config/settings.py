@@ -24,6 +24,8 @@ DEFAULT_DESTINATIONS = "config/destinations.toml"
 DEFAULT_POLL_FIRST_S = 10.0
 # Backoff between polls grows from this base...
 DEFAULT_POLL_BASE_S = 5.0
+# ...by this factor per poll...
+DEFAULT_POLL_FACTOR = 1.5
 # ...and never waits more than this between two polls.
 DEFAULT_POLL_CAP_S = 60.0
 # After this age a batch is fetched once with forceResults=true (the docs' worst case is 3 min).
@@ -77,6 +79,14 @@ def _positive_int(variable: str, raw: str) -> int:
         value = -1
     if value <= 0:
         raise SettingsError(variable, raw, "a positive integer")
+    return value
+
+
+def _growth_factor(variable: str, raw: str) -> float:
+    value = _positive_float(variable, raw)
+    # Below 1 the delays would shrink towards zero and a slow batch would be polled in a storm.
+    if value < 1:
+        raise SettingsError(variable, raw, "a number of 1 or more")
     return value
 
 
@@ -139,6 +149,7 @@ class Settings:
     webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
     poll_first_s: float = _var("DROPQ_POLL_FIRST_S", _positive_float, DEFAULT_POLL_FIRST_S, "first poll delay")
     poll_base_s: float = _var("DROPQ_POLL_BASE_S", _positive_float, DEFAULT_POLL_BASE_S, "poll backoff base")
+    poll_factor: float = _var("DROPQ_POLL_FACTOR", _growth_factor, DEFAULT_POLL_FACTOR, "poll backoff growth")
     poll_cap_s: float = _var("DROPQ_POLL_CAP_S", _positive_float, DEFAULT_POLL_CAP_S, "poll backoff cap")
     poll_max_age_s: float = _var("DROPQ_POLL_MAX_AGE_S", _positive_float, DEFAULT_POLL_MAX_AGE_S, "forceResults age")
     connect_timeout_s: float = _var(

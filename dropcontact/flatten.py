@@ -12,7 +12,22 @@ from typing import Any
 
 from dropcontact.qualification import best_email, parse_emails
 
-__all__ = ["FLAT_COLUMNS", "flatten_record", "flatten_outcome"]
+__all__ = ["FLAT_COLUMNS", "REGISTRY_COLUMNS", "flatten_record", "flatten_outcome"]
+
+# Columns that only the ``siren`` option (the French company registry) fills.
+REGISTRY_COLUMNS: tuple[str, ...] = (
+    "siren",
+    "siret",
+    "siret_address",
+    "siret_zip",
+    "siret_city",
+    "vat",
+    "nb_employees",
+    "naf5_code",
+    "naf5_des",
+    "company_turnover",
+    "company_results",
+)
 
 _PLAIN_FIELDS: tuple[str, ...] = (
     "civility",
@@ -29,17 +44,7 @@ _PLAIN_FIELDS: tuple[str, ...] = (
     "job_level",
     "job_function",
     "country",
-    "siren",
-    "siret",
-    "siret_address",
-    "siret_zip",
-    "siret_city",
-    "vat",
-    "nb_employees",
-    "naf5_code",
-    "naf5_des",
-    "company_turnover",
-    "company_results",
+    *REGISTRY_COLUMNS,
 )
 
 FLAT_COLUMNS: tuple[str, ...] = ("email", "email_qualification", "other_emails", *_PLAIN_FIELDS)

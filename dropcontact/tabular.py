@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
+from dropcontact.flatten import FLAT_COLUMNS, REGISTRY_COLUMNS, flatten_outcome
 from dropcontact.records import INPUT_FIELDS, canonical_field
 
 __all__ = [
@@ -50,20 +50,6 @@ __all__ = [
     "strip_bom",
 ]
 
-# Columns that only the SIREN option (French company registry) fills: left out of the output without it.
-REGISTRY_COLUMNS: tuple[str, ...] = (
-    "siren",
-    "siret",
-    "siret_address",
-    "siret_zip",
-    "siret_city",
-    "vat",
-    "nb_employees",
-    "naf5_code",
-    "naf5_des",
-    "company_turnover",
-    "company_results",
-)
 STATUS_COLUMN = "status"
 REASON_COLUMN = "reason"
 # Put before an enriched column's name when an input column already has that name.

@@ -91,6 +91,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         poll_schedule=PollSchedule(
             first_s=settings.poll_first_s,
             base_s=settings.poll_base_s,
+            factor=settings.poll_factor,
             cap_s=settings.poll_cap_s,
             max_age_s=settings.poll_max_age_s,
         ),

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from config.settings import Settings, SettingsError, from_env
+from dropcontact.backoff import PollSchedule
 
 
 def test_defaults_match_the_design_table() -> None:
@@ -72,3 +73,24 @@ def test_replace_returns_a_changed_copy() -> None:
     base = Settings()
     changed = base.replace(rate_limit=5.0)
     assert changed.rate_limit == 5.0 and base.rate_limit == 60
+
+
+def test_poll_factor_is_read_and_must_not_shrink_the_delays() -> None:
+    """DROPQ_POLL_FACTOR sets the backoff growth; below 1 it is refused (delays would shrink to a storm)."""
+    assert from_env({"DROPQ_POLL_FACTOR": "1"}).poll_factor == 1.0
+    with pytest.raises(SettingsError) as caught:
+        from_env({"DROPQ_POLL_FACTOR": "0.5"})
+    assert str(caught.value) == "DROPQ_POLL_FACTOR must be a number of 1 or more, got '0.5'"
+
+
+def test_poll_defaults_are_the_schedule_defaults() -> None:
+    """The settings' poll defaults and PollSchedule's own defaults are one schedule."""
+    settings = from_env({})
+    schedule = PollSchedule()
+    assert (settings.poll_first_s, settings.poll_base_s, settings.poll_factor, settings.poll_cap_s) == (
+        schedule.first_s,
+        schedule.base_s,
+        schedule.factor,
+        schedule.cap_s,
+    )
+    assert settings.poll_max_age_s == schedule.max_age_s
