@@ -20,14 +20,15 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # The API allows 60 requests per second per account, POSTs and GETs together.
 DEFAULT_RATE_LIMIT = 60.0
 DEFAULT_DESTINATIONS = "config/destinations.toml"
-# The API takes 10 to 60 s per batch, up to 3 min: a first look at 10 s catches the fast ones.
-DEFAULT_POLL_FIRST_S = 10.0
-# Backoff between polls grows from this base...
-DEFAULT_POLL_BASE_S = 5.0
-# ...by this factor per poll...
-DEFAULT_POLL_FACTOR = 1.5
-# ...and never waits more than this between two polls.
-DEFAULT_POLL_CAP_S = 60.0
+# The API takes 10 to 60 s per batch, up to 3 min (see dropcontact/backoff.py and bench/polling.py):
+# a first look at 32-40 s (jitter under the cap) and a second ~20 s later catch most batches...
+DEFAULT_POLL_FIRST_S = 40.0
+# ...backoff between polls grows from this base...
+DEFAULT_POLL_BASE_S = 20.0
+# ...by this factor per poll, for the slow tail...
+DEFAULT_POLL_FACTOR = 1.2
+# ...and never waits more than this between two polls (GETs ~0.93x, delay ~0.93x polling every 30 s).
+DEFAULT_POLL_CAP_S = 40.0
 # After this age a batch is fetched once with forceResults=true (the docs' worst case is 3 min).
 DEFAULT_POLL_MAX_AGE_S = 900.0
 # requests has no default timeout; a call without one can hold a worker forever.

@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import redis
+import structlog
+from celery import Task
+from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from config.celeryconfig import max_countdown_s
 from workers.app import app, settings
 from workers.pipeline.followup import Followup, send_followup
 
-__all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY"]
+__all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "InfraRetryTask"]
+
+_log = structlog.get_logger(__name__)
 
 # A countdown longer than the visibility timeout would be redelivered while it waits.
 _MAX_COUNTDOWN_S = max_countdown_s(settings)
 
 # Redis or the broker restarting is waiting, not failing: such tasks retry without a limit.
 INFRA_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+
+
+class InfraRetryTask(Task):  # type: ignore[misc]  # Celery ships no type hints
+    """A task whose retry, when it cannot be sent, hands its own message back instead of dropping it.
+
+    Celery's ``retry`` publishes the retry message; when that fails (the broker
+    is the Redis that just went away) it raises ``Reject(requeue=False)``, and
+    the message is acknowledged and lost: a batch's chain ends there and its
+    job never finishes. Requeued instead, the message runs again once the
+    broker answers, or comes back after the visibility timeout if even the
+    requeue cannot reach it.
+    """
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's ``retry``, but a retry that could not be sent requeues the message."""
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as exc:
+            if exc.requeue:
+                raise
+            _log.warning("retry_not_sent", task_name=self.name, error=type(exc.reason).__name__)
+            raise Reject(exc.reason, requeue=True) from exc
+
+
 INFRA_RETRY = {
+    "base": InfraRetryTask,
     "autoretry_for": INFRA_ERRORS,
     "retry_backoff": 1,
     "retry_backoff_max": 30,

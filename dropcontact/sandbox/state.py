@@ -113,6 +113,8 @@ class SandboxState:
         self._due: list[tuple[float, str]] = []
         self._by_age: deque[str] = deque()
         self._outbox = WebhookOutbox()
+        # Pushes taken by the webhook thread and not yet recorded: still pending for the stats.
+        self._pushes_in_flight = 0
 
     # --- configuration and faults -------------------------------------------------------------
 
@@ -261,7 +263,9 @@ class SandboxState:
     def take_deliveries(self, now: float) -> list[WebhookDelivery]:
         """Settle due batches and take every push that may go out at ``now``."""
         self.settle(now)
-        return self._outbox.release(now, self.subscriptions, self._env())
+        deliveries = self._outbox.release(now, self.subscriptions, self._env())
+        self._pushes_in_flight += sum(delivery.copies for delivery in deliveries)
+        return deliveries
 
     def next_wake_at(self) -> float | None:
         """When the next batch completes or a held-back push may go out; None when nothing is waiting."""
@@ -274,6 +278,7 @@ class SandboxState:
 
     def record_push(self, *, is_delivered: bool) -> None:
         """Count one push attempt and whether the receiver answered 2xx."""
+        self._pushes_in_flight = max(0, self._pushes_in_flight - 1)
         self.stats.webhooks_sent += 1
         if not is_delivered:
             self.stats.webhooks_failed += 1
@@ -344,7 +349,7 @@ class SandboxState:
     def snapshot(self, now: float) -> dict[str, object]:
         """The stats, with settled batches counted."""
         self.settle(now)
-        return self.stats.to_dict(self.balance, len(self._outbox))
+        return self.stats.to_dict(self.balance, len(self._outbox) + self._pushes_in_flight)
 
     def _new_request_id(self) -> str:
         while True:

@@ -69,12 +69,13 @@ class _FileDestination:
         """Merge the parts into the job's file, in input order, then remove them."""
         parts_dir = self._parts_dir(job_id)
         target = self.output_path(job_id)
-        if not parts_dir.exists():
-            if not target.exists():
-                self._write_all(target, iter(()))
-            return
-        parts = sorted(parts_dir.glob(f"*{_PART_SUFFIX}"))
         try:
+            if not parts_dir.exists():
+                # No unit was written (an empty job, or a directory that never could be): an empty file.
+                if not target.exists():
+                    self._write_all(target, iter(()))
+                return
+            parts = sorted(parts_dir.glob(f"*{_PART_SUFFIX}"))
             self._write_all(target, _merge_in_order(parts))
         except OSError as exc:
             raise DestinationError(self.name, f"cannot write {target}: {exc.strerror or exc}") from exc
