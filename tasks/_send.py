@@ -14,8 +14,10 @@ from kombu.exceptions import OperationalError
 from config.celeryconfig import max_countdown_s
 from workers.app import app, settings
 from workers.pipeline.followup import Followup, send_followup
+from workers.pipeline.give_up import give_up
+from workers.runtime import get_runtime
 
-__all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "InfraRetryTask"]
+__all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "STAGE_TASK", "InfraRetryTask", "StageTask"]
 
 _log = structlog.get_logger(__name__)
 
@@ -67,3 +69,17 @@ def send_all(items: Iterable[Followup]) -> None:
     """Send follow-ups in order."""
     for item in items:
         send(item)
+
+
+class StageTask(InfraRetryTask):  # type: ignore[misc]
+    """A stage task: on an unexpected failure, its batch or delivery is closed with the error as reason."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Give up on what the task held, so that the job still finishes."""
+        if isinstance(exc, INFRA_ERRORS):
+            return
+        send_all(give_up(get_runtime(), self.name, dict(kwargs or {}), exc))
+
+
+# The options of every stage task: infrastructure retries, and giving up cleanly on anything else.
+STAGE_TASK = {**INFRA_RETRY, "base": StageTask}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks._send import INFRA_RETRY, send, send_all
+from tasks._send import STAGE_TASK, send, send_all
 from workers.app import app
 from workers.logs import bind_task_context
 from workers.pipeline.deliver import deliver_unit
@@ -22,42 +22,42 @@ from workers.runtime import get_runtime
 __all__ = ["produce", "submit", "poll", "sink", "deliver", "finish"]
 
 
-@app.task(name="dropq.produce", **INFRA_RETRY)
+@app.task(name="dropq.produce", **STAGE_TASK)
 def produce(job_id: str, part_id: str, offset: int, contacts: list[Any], waits: int = 0) -> None:
     """Validate, de-duplicate and batch one input part."""
     bind_task_context(job_id=job_id, part_id=part_id)
     send_all(produce_part(get_runtime(), job_id, part_id, offset, contacts, waits))
 
 
-@app.task(name="dropq.submit", **INFRA_RETRY)
+@app.task(name="dropq.submit", **STAGE_TASK)
 def submit(batch_id: str, seq: int) -> None:
     """POST a batch at most once."""
     bind_task_context(batch_id=batch_id)
     send_all(submit_batch(get_runtime(), batch_id, seq))
 
 
-@app.task(name="dropq.poll", **INFRA_RETRY)
+@app.task(name="dropq.poll", **STAGE_TASK)
 def poll(batch_id: str, seq: int) -> None:
     """Look for a batch's results."""
     bind_task_context(batch_id=batch_id)
     send_all(poll_batch(get_runtime(), batch_id, seq))
 
 
-@app.task(name="dropq.sink", **INFRA_RETRY)
+@app.task(name="dropq.sink", **STAGE_TASK)
 def sink(batch_id: str) -> None:
     """Join a batch's results and fan them out."""
     bind_task_context(batch_id=batch_id)
     send_all(sink_batch(get_runtime(), batch_id))
 
 
-@app.task(name="dropq.deliver", **INFRA_RETRY)
+@app.task(name="dropq.deliver", **STAGE_TASK)
 def deliver(job_id: str, unit_id: str, destination: str, attempt: int = 0) -> None:
     """Write one unit of outcomes to one destination."""
     bind_task_context(job_id=job_id, destination=destination)
     send_all(deliver_unit(get_runtime(), job_id, unit_id, destination, attempt))
 
 
-@app.task(name="dropq.finish", bind=True, **INFRA_RETRY)
+@app.task(name="dropq.finish", bind=True, **STAGE_TASK)
 def finish(self: Any, job_id: str) -> None:
     """Finish and announce a complete job, once."""
     bind_task_context(job_id=job_id)
