@@ -85,6 +85,9 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": settings.redis_url,
         "broker_transport_options": transport_options,
         "result_backend_transport_options": transport_options,
+        # Storing a task's state (STARTED comes before the body) while Redis restarts must wait, not fail:
+        # a failure there fails the task outside its body, and the message is acknowledged and lost.
+        "result_backend_always_retry": True,
         "broker_connection_retry_on_startup": True,
         # JSON only: no pickle anywhere.
         "task_serializer": "json",
