@@ -52,6 +52,8 @@ _COUNTDOWN_SHARE_OF_VISIBILITY = 0.25
 _RESTORE_SWEEP_MAX_S = 10
 # How long a sweep's mutex outlives a worker killed during the sweep.
 _SWEEP_MUTEX_EXPIRE_S = 5
+# No publish or result write waits longer than this on a silent broker.
+_BROKER_SOCKET_TIMEOUT_S = 10
 # Results of send_task(...).get() callers; the job ledger has its own, longer TTL.
 RESULT_EXPIRES_S = 24 * 3600
 
@@ -79,6 +81,9 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         # A worker killed while it held the sweep's mutex would stop every sweep until the mutex expires
         # (kombu's default: 5 minutes); a sweep takes milliseconds.
         "unacked_mutex_expire": _SWEEP_MUTEX_EXPIRE_S,
+        # A broker that vanishes without closing the connection must not hang a publish forever.
+        "socket_timeout": _BROKER_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": _BROKER_SOCKET_TIMEOUT_S,
     }
     return {
         "broker_url": settings.effective_broker_url,

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 
 from config.celeryconfig import max_countdown_s
 from workers.app import app, settings
-from workers.pipeline.followup import Followup, send_followup
+from workers.pipeline.followup import BrokerUnavailableError, Followup, send_followup
 from workers.pipeline.give_up import give_up
 from workers.runtime import get_runtime
 
@@ -25,7 +25,12 @@ _log = structlog.get_logger(__name__)
 _MAX_COUNTDOWN_S = max_countdown_s(settings)
 
 # Redis or the broker restarting is waiting, not failing: such tasks retry without a limit.
-INFRA_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+INFRA_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OperationalError,
+    BrokerUnavailableError,
+)
 
 
 class InfraRetryTask(Task):  # type: ignore[misc]  # Celery ships no type hints
@@ -82,4 +87,7 @@ class StageTask(InfraRetryTask):  # type: ignore[misc]
 
 
 # The options of every stage task: infrastructure retries, and giving up cleanly on anything else.
-STAGE_TASK = {**INFRA_RETRY, "base": StageTask}
+# No result: nobody waits on a stage task (the job ledger tracks progress, Flower reads events), and
+# storing one costs two result-backend writes per task (STARTED, then SUCCESS), each carrying the
+# task's arguments (result_extended), contacts included for produce: a quarter of a worker's CPU.
+STAGE_TASK = {**INFRA_RETRY, "base": StageTask, "ignore_result": True}

@@ -11,7 +11,7 @@ from celery import Celery
 
 from config.celeryconfig import TASK_MODULES, build_celery_config
 from config.settings import from_env
-from workers import logs, runtime, startup
+from workers import logs, runtime, startup, sweeper
 
 __all__ = ["app", "settings"]
 
@@ -23,3 +23,4 @@ app.conf.imports = TASK_MODULES
 logs.install(settings)
 runtime.install(settings, app)
 startup.install(settings)
+sweeper.install(settings, app)

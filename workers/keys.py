@@ -35,6 +35,7 @@ __all__ = [
     "webhook_token_key",
     "webhook_early_key",
     "jobs_index_key",
+    "sweep_lock_key",
 ]
 
 PREFIX = "dropq"
@@ -164,3 +165,8 @@ def webhook_token_key(token: str) -> str:
 def webhook_early_key(batch_id: str) -> str:
     """A push that arrived before the batch's ``request_id`` was written."""
     return _key("webhook-early", batch_id)
+
+
+def sweep_lock_key() -> str:
+    """Held by the one worker sweeping for stalled batches (expires by itself)."""
+    return _key("sweep-lock")

@@ -32,6 +32,8 @@ from workers.limiter.redis_store import RedisStore
 
 __all__ = ["Runtime", "build_runtime", "get_runtime", "install"]
 
+# No Redis call of a worker waits longer than this for an answer.
+REDIS_SOCKET_TIMEOUT_S = 10.0
 # Without a key, dropq talks to a sandbox that accepts this one (its default).
 SANDBOX_DEFAULT_KEY = "sandbox"
 
@@ -66,7 +68,15 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         settings: the process settings.
         app: the Celery app (callbacks are sent through it).
     """
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        # A Redis that vanishes without closing the connection must not hold a worker forever.
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+        retry_on_timeout=True,
+    )
     account = keys.account_id(settings.api_key or SANDBOX_DEFAULT_KEY)
     api = DropcontactClient(
         settings.api_key or SANDBOX_DEFAULT_KEY,

@@ -344,14 +344,6 @@ def test_a_failing_destination_neither_blocks_nor_duplicates_the_others(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,  # intermittent: strict would make the suite flaky
-    reason=(
-        "messages the worker's consumer held when Redis went away (prefetched submits, countdown polls, or a "
-        "retry requeued through the consumer's dead channel) often do not come back within 40 s, although the "
-        "visibility timeout is 12 s: their batches stay pending or posting and the job never finishes"
-    ),
-)
 def test_a_job_survives_a_redis_restart(start_worker: Any, sandbox: Any, tmp_path: Path) -> None:
     """Redis (with persistence) restarted mid-job: the job finishes, each record delivered once to file and stream."""
     # Given: a private persistent Redis, not the shared one, and a worker on it

@@ -107,7 +107,7 @@ class BatchStore:
         self._complete = load_script(client, "complete_batch")
         self._split = load_script(client, "split_batch")
 
-    def commit_segment(self, segment: SegmentCommit, destinations: int) -> bool:
+    def commit_segment(self, segment: SegmentCommit, destinations: int, now_ms: int = 0) -> bool:
         """Store a segment's batch and count its records, once. False when it was committed before."""
         batch_id = segment.batch_id or ""
         unit_id = f"{segment.job_id}:{segment.segment_id}"
@@ -131,6 +131,7 @@ class BatchStore:
             destinations,
             self._ttl_s,
             segment.job_id,
+            now_ms,
         ]
         return bool(self._commit(keys=script_keys, args=args))
 
@@ -233,7 +234,9 @@ class BatchStore:
             self._redis.delete(keys.batch_records_key(batch.batch_id), keys.batch_results_key(batch.batch_id))
         return applied
 
-    def split(self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]]) -> bool:
+    def split(
+        self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]], now_ms: int = 0
+    ) -> bool:
         """Replace a refused batch by its two halves (``{id}.0`` and ``{id}.1``); False when stale."""
         ids = (f"{batch.batch_id}.0", f"{batch.batch_id}.1")
         script_keys = [
@@ -248,7 +251,7 @@ class BatchStore:
         args: list[str | int] = [seq, batch.job_id]
         for batch_id, records in zip(ids, (first, second), strict=True):
             args += [json.dumps(records, separators=(",", ":"), ensure_ascii=False), len(records), batch_id]
-        args.append(self._ttl_s)
+        args += [self._ttl_s, now_ms]
         applied = bool(self._split(keys=script_keys, args=args))
         if applied:
             self._redis.delete(keys.batch_records_key(batch.batch_id))

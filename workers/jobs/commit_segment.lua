@@ -22,6 +22,7 @@
 -- ARGV[9] destinations the outcomes go to (integer)
 -- ARGV[10] TTL of every key written, seconds
 -- ARGV[11] job id
+-- ARGV[12] now, milliseconds (the batch's first touch, for the sweep)
 -- Returns 1 when committed, 0 when this segment was already committed.
 -- TTL: every key written gets ARGV[10]; finished jobs' cleanup shortens them.
 
@@ -32,7 +33,7 @@ end
 redis.call('EXPIRE', KEYS[2], ttl)
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'job_id', ARGV[11], 'state', 'pending', 'count', ARGV[4], 'seq', 0,
-    'errors', 0, 'polls', 0)
+    'errors', 0, 'polls', 0, 'touched_ms', ARGV[12])
   redis.call('EXPIRE', KEYS[3], ttl)
   redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
   redis.call('SADD', KEYS[5], ARGV[2])

@@ -148,6 +148,21 @@ class JobLedger:
                 values[name] = value
         return JobStatus(**values)
 
+    def running_jobs(self) -> list[str]:
+        """Ids of the jobs not finished yet; ids whose ledger has expired are dropped from the index."""
+        running: list[str] = []
+        for member in self._redis.zrange(keys.jobs_index_key(), 0, -1):
+            job_id = str(member)
+            if self._redis.exists(keys.job_key(job_id)):
+                running.append(job_id)
+            else:
+                self._redis.zrem(keys.jobs_index_key(), job_id)
+        return running
+
+    def batch_ids(self, job_id: str) -> list[str]:
+        """Every batch of the job (halves of split batches included)."""
+        return sorted(str(b) for b in self._redis.smembers(keys.job_batches_key(job_id)))  # type: ignore[union-attr]
+
     def is_ready_to_finish(self, job_id: str) -> bool:
         """Whether the job looks complete (a cheap check before enqueueing ``dropq.finish``)."""
         status = self.read(job_id)

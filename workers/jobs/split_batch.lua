@@ -11,6 +11,7 @@
 -- ARGV[3] first half records JSON   ARGV[4] its count   ARGV[5] its batch id
 -- ARGV[6] second half records JSON  ARGV[7] its count   ARGV[8] its batch id
 -- ARGV[9] TTL, seconds
+-- ARGV[10] now, milliseconds (the halves' first touch, for the sweep)
 -- Returns 1 when split now, 0 when the parent had moved on (a stale message).
 
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -23,7 +24,8 @@ redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local ttl = tonumber(ARGV[9])
 local halves = {{KEYS[4], KEYS[5], ARGV[3], ARGV[4], ARGV[5]}, {KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[8]}}
 for _, h in ipairs(halves) do
-  redis.call('HSET', h[1], 'job_id', ARGV[2], 'state', 'pending', 'count', h[4], 'seq', 0, 'errors', 0, 'polls', 0)
+  redis.call('HSET', h[1], 'job_id', ARGV[2], 'state', 'pending', 'count', h[4], 'seq', 0, 'errors', 0, 'polls', 0,
+    'touched_ms', ARGV[10])
   redis.call('EXPIRE', h[1], ttl)
   redis.call('SET', h[2], h[3], 'EX', ttl)
   redis.call('SADD', KEYS[3], h[5])

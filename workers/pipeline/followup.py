@@ -7,7 +7,21 @@ from typing import Any
 
 from celery import Celery
 
-__all__ = ["Followup", "send_followup", "submit", "poll", "sink", "deliver", "finish", "produce"]
+__all__ = [
+    "Followup",
+    "BrokerUnavailableError",
+    "send_followup",
+    "submit",
+    "poll",
+    "sink",
+    "deliver",
+    "finish",
+    "produce",
+]
+
+
+class BrokerUnavailableError(ConnectionError):
+    """A message could not be sent: the broker is away (or the connection to it is broken)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +91,19 @@ def send_followup(app: Celery, item: Followup, max_countdown_s: float) -> None:
         app: the Celery app.
         item: the message.
         max_countdown_s: the cap on its countdown (below the broker's visibility timeout).
+
+    Raises:
+        BrokerUnavailableError: the message could not be sent.
     """
-    app.send_task(
-        item.task,
-        kwargs=item.kwargs,
-        countdown=min(max(0.0, item.countdown_s), max_countdown_s) or None,
-        kwargsrepr=item.kwargsrepr,
-        queue=item.queue,
-    )
+    try:
+        app.send_task(
+            item.task,
+            kwargs=item.kwargs,
+            countdown=min(max(0.0, item.countdown_s), max_countdown_s) or None,
+            kwargsrepr=item.kwargsrepr,
+            queue=item.queue,
+        )
+    except Exception as exc:
+        # Whatever the transport raises (connection errors, and after a broker restart even
+        # AttributeErrors from a closed channel), the caller must wait and try again, not fail.
+        raise BrokerUnavailableError(f"could not send {item.task}: {type(exc).__name__}: {exc}") from exc

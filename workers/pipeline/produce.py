@@ -103,7 +103,7 @@ def produce_part(
             duplicates=current.duplicates,
             outcomes=current.outcomes,
         )
-        rt.batches.commit_segment(commit, len(destinations))
+        rt.batches.commit_segment(commit, len(destinations), rt.now_ms())
         # Sent even when the commit was a no-op: the first run may have died before sending them.
         if batch_id:
             followups.append(followup.submit(batch_id, seq=0))

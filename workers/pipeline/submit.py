@@ -190,7 +190,7 @@ def _on_invalid(rt: Runtime, batch: Batch, seq: int, exc: InvalidRequestError) -
     if len(records) <= 1:
         return fail_batch(rt, batch, reason)
     half = len(records) // 2
-    if not rt.batches.split(batch, seq, records[:half], records[half:]):
+    if not rt.batches.split(batch, seq, records[:half], records[half:], rt.now_ms()):
         return []
     _log.warning("batch_split", job_id=batch.job_id, batch_id=batch.batch_id, reason=exc.reason)
     return [followup.submit(f"{batch.batch_id}.{n}", 0) for n in (0, 1)]

@@ -1,4 +1,4 @@
-"""A stage that fails unexpectedly (corrupt state) closes its batch with the error, so the job still finishes."""
+"""Last resorts: a stage failing on corrupt state closes its batch; a batch whose messages were lost is swept back."""
 
 from __future__ import annotations
 
@@ -46,3 +46,26 @@ def test_a_sink_failing_on_corrupt_results_fails_the_batch_with_the_error(
     assert [o["status"] for o in outcomes] == ["failed", "failed"]
     assert outcomes[0]["reason"].startswith("internal error in dropq.sink: JSONDecodeError")
     client.close()
+
+
+def test_a_batch_whose_messages_were_lost_is_resumed_by_the_sweep(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """A committed batch with no message at all (its submit lost): a worker's sweep resumes it and the job ends."""
+    # Given: a job with one batch, committed long ago, and no message for it anywhere
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    ledger, batches = JobLedger(client, 600), BatchStore(client, 600)
+    ledger.open("lost-1", JobOptions(destinations=("jsonl",)), now_ms=1)
+    ledger.register_part("lost-1", "0", final=True)
+    records = [{"first_name": "Ada", "last_name": "Lovelace", "website": "acme.example",
+                "custom_fields": {"dropq_ref": "0"}}]  # fmt: skip
+    segment = SegmentCommit("lost-1", "0:0", "lost-1:0:0", records, received=1, rejected=0, duplicates=0, outcomes=[])
+    batches.commit_segment(segment, destinations=1, now_ms=1)
+    ledger.mark_part_produced("lost-1", 0, 1)
+    client.close()
+    # When: a worker whose stall period is short (a 12 s visibility timeout: countdowns of 3 s, stalls after 6 s)
+    start_worker(worker_env(redis_url, sandbox, tmp_path, DROPQ_VISIBILITY_TIMEOUT_S="12"))
+    status = wait_for_job(redis_url, "lost-1", timeout_s=40)
+    # Then
+    assert status.delivered == 1 and status.failed == 0
+    assert sandbox.stats()["batches_received"] == 1
