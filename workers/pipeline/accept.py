@@ -1,4 +1,4 @@
-"""Accept: the public entry. Check the call, open (or join) the job, register the input part."""
+"""Accept: the public entry. Check the call, open (or join) the job, register the input part, produce it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import structlog
 
 from workers.destinations.base import DestinationError
 from workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
-from workers.pipeline import followup
 from workers.pipeline.followup import Followup
+from workers.pipeline.produce import produce_part
 from workers.runtime import Runtime
 
 __all__ = ["accept_input"]
@@ -20,7 +20,7 @@ _log = structlog.get_logger(__name__)
 def accept_input(
     rt: Runtime, job_id: str, contacts: Any, *, offset: int, final: bool, options: JobOptions
 ) -> list[Followup]:
-    """Open the job (the same id twice is one job) and hand the part to produce.
+    """Open the job (the same id twice is one job) and produce the part.
 
     Raises:
         JobOptionsError: the call is malformed (nothing is stored then).
@@ -42,4 +42,6 @@ def accept_input(
     is_new_part = rt.ledger.register_part(job_id, part_id, final=final)
     _log.info("input_accepted", job_id=job_id, part_id=part_id, records=len(contacts), new_job=created,
               new_part=is_new_part, final=final)  # fmt: skip
-    return [followup.produce(job_id, part_id, offset, contacts)]
+    # Produced here rather than by a dropq.produce message: the contacts cross the broker once.
+    # (A part that must wait for earlier parts goes on as a dropq.produce message.)
+    return produce_part(rt, job_id, part_id, offset, contacts)
