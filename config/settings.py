@@ -19,6 +19,9 @@ DEFAULT_API_URL = "https://api.dropcontact.com"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # The API allows 60 requests per second per account, POSTs and GETs together.
 DEFAULT_RATE_LIMIT = 60.0
+# The limiter issues this share of the limit, so that requests arriving up to ~26 ms apart from
+# their grant order still keep every second at the server within the limit.
+DEFAULT_RATE_MARGIN = 0.97
 DEFAULT_DESTINATIONS = "config/destinations.toml"
 # The API takes 10 to 60 s per batch, up to 3 min (see dropcontact/backoff.py and bench/polling.py):
 # a first look at 32-40 s (jitter under the cap) and a second ~20 s later catch most batches...
@@ -91,6 +94,13 @@ def _growth_factor(variable: str, raw: str) -> float:
     return value
 
 
+def _fraction(variable: str, raw: str) -> float:
+    value = _positive_float(variable, raw) if raw.strip() else -1.0
+    if value > 1:
+        raise SettingsError(variable, raw, "a number above 0 and at most 1")
+    return value
+
+
 def _port(variable: str, raw: str) -> int:
     value = _positive_int(variable, raw) if raw != "0" else 0
     if value > 65535:
@@ -141,6 +151,7 @@ class Settings:
     redis_url: str = _var("REDIS_URL", _url(("redis", "rediss", "unix")), DEFAULT_REDIS_URL, "Redis for state")
     broker_url: str = _var("CELERY_BROKER_URL", _url(("redis", "rediss", "amqp", "amqps")), "", "Celery broker")
     rate_limit: float = _var("DROPQ_RATE_LIMIT", _positive_float, DEFAULT_RATE_LIMIT, "requests/s, all workers")
+    rate_margin: float = _var("DROPQ_RATE_MARGIN", _fraction, DEFAULT_RATE_MARGIN, "share of the limit issued")
     destinations_path: str = _var("DROPQ_DESTINATIONS", _text, DEFAULT_DESTINATIONS, "destination config file")
     webhook_url: str | None = _var("DROPQ_WEBHOOK_URL", _url(("http", "https")), None, "public receiver URL")
     webhook_safety_poll_s: float = _var(

@@ -27,6 +27,7 @@ from workers.jobs.batches import BatchStore
 from workers.jobs.ledger import JobLedger
 from workers.jobs.outcomes import OutcomeStore
 from workers.limiter.credits import CreditGuard
+from workers.limiter.gcra import LimiterPolicy
 from workers.limiter.limiter import RateLimiter
 from workers.limiter.redis_store import RedisStore
 
@@ -88,7 +89,12 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         settings=settings,
         redis=client,
         client=api,
-        limiter=RateLimiter(RedisStore(client), account, settings.rate_limit),
+        limiter=RateLimiter(
+            RedisStore(client),
+            account,
+            settings.rate_limit,
+            policy=LimiterPolicy(settings.rate_limit, safety_margin=settings.rate_margin),
+        ),
         credits=CreditGuard(
             client, account, budget_per_day=settings.credit_budget_per_day, recheck_s=settings.credit_recheck_s
         ),

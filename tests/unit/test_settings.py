@@ -37,6 +37,8 @@ def test_broker_defaults_to_redis_url_and_can_be_amqp() -> None:
         ("DROPQ_RATE_LIMIT", "nan", "DROPQ_RATE_LIMIT must be a positive number, got 'nan'"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must be a URL starting with redis:// or rediss:// or unix://"),
         ("DROPCONTACT_API_URL", "ftp://x", "DROPCONTACT_API_URL must be a URL starting with http:// or https://"),
+        ("DROPQ_RATE_MARGIN", "1.5", "DROPQ_RATE_MARGIN must be a number above 0 and at most 1, got '1.5'"),
+        ("DROPQ_RATE_MARGIN", "0", "DROPQ_RATE_MARGIN must be a positive number, got '0'"),
         ("DROPQ_MAX_RETRIES", "1.5", "DROPQ_MAX_RETRIES must be a positive integer, got '1.5'"),
         ("DROPQ_LOG_LEVEL", "loud", "DROPQ_LOG_LEVEL must be one of debug, info, warning, error, got 'loud'"),
     ],
@@ -94,3 +96,10 @@ def test_poll_defaults_are_the_schedule_defaults() -> None:
         schedule.cap_s,
     )
     assert settings.poll_max_age_s == schedule.max_age_s
+
+
+def test_the_rate_margin_default_is_the_limiters() -> None:
+    """DROPQ_RATE_MARGIN's default is the limiter's own default margin."""
+    from workers.limiter.gcra import DEFAULT_SAFETY_MARGIN
+
+    assert from_env({}).rate_margin == DEFAULT_SAFETY_MARGIN
