@@ -19,6 +19,7 @@ __all__ = [
     "ROUTES",
     "MAX_COUNTDOWN_S",
     "max_countdown_s",
+    "stall_after_ms",
     "build_celery_config",
 ]
 
@@ -48,6 +49,8 @@ ROUTES: dict[str, dict[str, str]] = {
 MAX_COUNTDOWN_S = 600
 # ...nor further than this share of the visibility timeout (a countdown message stays unacknowledged).
 _COUNTDOWN_SHARE_OF_VISIBILITY = 0.25
+# Silence for this many longest countdowns means a chain of messages is gone.
+_STALL_FACTOR = 2
 # The longest pause between two sweeps for unacknowledged messages of dead workers.
 _RESTORE_SWEEP_MAX_S = 10
 # How long a sweep's mutex outlives a worker killed during the sweep.
@@ -61,6 +64,14 @@ RESULT_EXPIRES_S = 24 * 3600
 def max_countdown_s(settings: Settings) -> float:
     """The longest countdown a task may use with these settings: well below the visibility timeout."""
     return min(float(MAX_COUNTDOWN_S), settings.visibility_timeout_s * _COUNTDOWN_SHARE_OF_VISIBILITY)
+
+
+def stall_after_ms(settings: Settings) -> int:
+    """How long a batch (or a finisher) may stay silent before it counts as stalled.
+
+    A live chain of messages handles its batch at least once per longest countdown; twice that means it is gone.
+    """
+    return int(_STALL_FACTOR * max_countdown_s(settings) * 1000)
 
 
 def build_celery_config(settings: Settings) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -85,13 +86,16 @@ def _network_error(exc: requests.RequestException, method: str, path: str, reque
     """Translate a ``requests`` exception; its text stays in ``__cause__`` (it names the URL, never the key)."""
     where = f"{method} {path}"
     if isinstance(exc, requests.ConnectTimeout):
-        return NetworkError(f"{where}: connect timed out", None, None, request_id, True)
+        return NetworkError(f"{where}: connect timed out", None, None, request_id, True, False)
     if isinstance(exc, requests.Timeout):
         return NetworkError(f"{where}: read timed out", None, None, request_id, True)
     if isinstance(exc, requests.TooManyRedirects | requests.exceptions.InvalidURL):
         return UnexpectedResponseError(f"{where}: {type(exc).__name__}", None, None, request_id)
     kind = "connection failed" if isinstance(exc, requests.ConnectionError) else type(exc).__name__
-    return NetworkError(f"{where}: {kind}", None, None, request_id, False)
+    # A failure to connect at all (refused, DNS) is urllib3's NewConnectionError: nothing was sent.
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    never_connected = isinstance(cause, urllib3.exceptions.NewConnectionError)
+    return NetworkError(f"{where}: {kind}", None, None, request_id, False, not never_connected)
 
 
 class DropcontactClient:

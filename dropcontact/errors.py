@@ -112,11 +112,13 @@ class ServerError(TransientError):
 class NetworkError(TransientError):
     """No usable response: connection refused or reset, DNS failure, connect or read timeout.
 
-    A POST that ends here may or may not have reached the API; the caller
-    reconciles before sending it again (credits are money).
+    A POST that ends here after the connection was made (a read timeout, a
+    reset) may have reached the API; the caller treats it as in doubt before
+    sending it again (credits are money). One that never connected did not.
 
     Args:
         is_timeout: True when a connect or read timeout expired.
+        may_have_arrived: False only when no connection was ever made (refused, connect timeout, DNS).
     """
 
     def __init__(
@@ -126,10 +128,12 @@ class NetworkError(TransientError):
         reason: str | None = None,
         request_id: str | None = None,
         is_timeout: bool = False,
+        may_have_arrived: bool = True,
     ) -> None:
         super().__init__(message, status, reason, request_id)
-        self.args = (message, status, reason, request_id, is_timeout)
+        self.args = (message, status, reason, request_id, is_timeout, may_have_arrived)
         self.is_timeout = is_timeout
+        self.may_have_arrived = may_have_arrived
 
 
 class PermanentError(DropcontactError):

@@ -31,6 +31,7 @@ __all__ = [
     "batch_records_key",
     "batch_results_key",
     "job_produced_parts_key",
+    "job_parked_parts_key",
     "delivery_key",
     "webhook_token_key",
     "webhook_early_key",
@@ -100,6 +101,11 @@ def job_parts_key(job_id: str) -> str:
 def job_produced_parts_key(job_id: str) -> str:
     """The input ranges of a job whose produce has finished (a sorted set of ``start:end`` by start)."""
     return _key("job-produced", job_id)
+
+
+def job_parked_parts_key(job_id: str) -> str:
+    """Input parts of a job waiting for the parts before them (a hash offset -> part id and contacts, JSON)."""
+    return _key("job-parked", job_id)
 
 
 def job_segments_key(job_id: str) -> str:

@@ -15,11 +15,11 @@ import redis
 import structlog
 from celery import Celery, signals
 
-from config.celeryconfig import max_countdown_s
+from config.celeryconfig import max_countdown_s, stall_after_ms
 from config.settings import Settings
 from workers import keys
 from workers.pipeline.followup import send_followup
-from workers.pipeline.sweep import stall_after_ms, sweep
+from workers.pipeline.sweep import sweep
 from workers.runtime import Runtime, build_runtime
 
 __all__ = ["Sweeper", "install"]
@@ -41,7 +41,7 @@ class Sweeper:
     def __init__(self, runtime: Runtime, app: Celery) -> None:
         self._rt = runtime
         self._app = app
-        self.interval_s = min(_MAX_INTERVAL_S, stall_after_ms(runtime) / 2000)
+        self.interval_s = min(_MAX_INTERVAL_S, stall_after_ms(runtime.settings) / 2000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dropq-sweeper", daemon=True)
 
@@ -71,6 +71,9 @@ class Sweeper:
             except (redis.RedisError, OSError) as exc:
                 # Redis or the broker is away: the next wake-up tries again.
                 _log.warning("sweep_skipped", error=type(exc).__name__)
+            except Exception:
+                # Anything else (corrupt state, a bug) must not end the thread: log it and sweep again later.
+                _log.exception("sweep_failed")
 
 
 def install(settings: Settings, app: Celery) -> None:

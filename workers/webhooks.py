@@ -129,6 +129,10 @@ def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
     push = pushes[0]
     if batch.state in (BatchState.PENDING, BatchState.POSTING):
         rt.redis.set(keys.webhook_early_key(batch.batch_id), json.dumps(body), ex=rt.settings.job_ttl_s)
+        # The submit may have looked for an early push just before it was kept: look again.
+        moved_on = rt.batches.get(batch.batch_id)
+        if moved_on is not None and moved_on.state is BatchState.SUBMITTED:
+            return PushVerdict(200, "accepted", tuple(take_early_push(rt, batch.batch_id)))
         return PushVerdict(202, "kept_until_submitted")
     if push.request_id is not None and push.request_id != batch.request_id:
         return PushVerdict(404, "not_this_batch")

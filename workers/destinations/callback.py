@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
-from kombu.exceptions import KombuError
 
 from workers.destinations.base import DestinationError
 
@@ -45,8 +44,9 @@ class CallbackDestination:
                 queue=self._queue,
                 kwargsrepr=f"{{'job_id': {job_id!r}, 'records': <{len(outcomes)} records>}}",
             )
-        except (KombuError, OSError) as exc:
-            raise DestinationError(self.name, f"could not send {self._task}: {exc}") from exc
+        except Exception as exc:
+            # Whatever the transport raises (after a broker restart even AttributeErrors): try again later.
+            raise DestinationError(self.name, f"could not send {self._task}: {type(exc).__name__}: {exc}") from exc
 
     def finish(self, job_id: str) -> None:
         """The summary goes to ``callback.on_done``, sent by the finish stage."""

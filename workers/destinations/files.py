@@ -77,9 +77,13 @@ class _FileDestination:
                 return
             parts = sorted(parts_dir.glob(f"*{_PART_SUFFIX}"))
             self._write_all(target, _merge_in_order(parts))
+            # Out of the way in one step: a finish run again after a crash in the middle of the removal
+            # finds no parts and keeps the merged file, instead of merging what is left over it.
+            merged = parts_dir.with_name(f"{parts_dir.name}.merged-{os.getpid()}")
+            os.replace(parts_dir, merged)
         except OSError as exc:
             raise DestinationError(self.name, f"cannot write {target}: {exc.strerror or exc}") from exc
-        shutil.rmtree(parts_dir, ignore_errors=True)
+        shutil.rmtree(merged, ignore_errors=True)
 
     def _write_all(self, target: Path, outcomes: Iterator[dict[str, Any]]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ class TransitionRefused(Exception):
         return (type(self), (self.batch_id, self.code))
 
 
-_REFUSALS = {-1: "no such batch", -2: "state not allowed", -3: "stale message"}
+_REFUSALS = {-1: "no such batch", -2: "state not allowed", -3: "stale message", -4: "leased to another worker"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,8 @@ class BatchStore:
         self._transition = load_script(client, "transition")
         self._complete = load_script(client, "complete_batch")
         self._split = load_script(client, "split_batch")
+        self._claim = load_script(client, "claim")
+        self._fetch = load_script(client, "fetch")
 
     def commit_segment(self, segment: SegmentCommit, destinations: int, now_ms: int = 0) -> bool:
         """Store a segment's batch and count its records, once. False when it was committed before."""
@@ -181,7 +183,13 @@ class BatchStore:
         Raises:
             TransitionRefused: the state is not one of ``allowed`` or ``seq`` is stale.
         """
-        args: list[str | int] = [",".join(allowed), "" if seq is None else seq, to or "", "1" if bump else "0"]
+        args: list[str | int] = [
+            ",".join(allowed),
+            "" if seq is None else seq,
+            to or "",
+            "1" if bump else "0",
+            self._ttl_s,
+        ]
         for name, value in fields.items():
             args += [name, value]
         result = int(self._transition(keys=[keys.batch_key(batch_id)], args=args))
@@ -189,10 +197,25 @@ class BatchStore:
             raise TransitionRefused(batch_id, result)
         return result
 
-    def store_results(self, batch_id: str, results: list[dict[str, Any]]) -> None:
-        """Keep the API's results until the sink has joined them."""
+    def claim(self, batch_id: str, seq: int, now_ms: int, lease_until_ms: int) -> tuple[int, bool]:
+        """Take the batch for its POST (``pending``/``posting`` -> ``posting`` with a lease).
+
+        Returns:
+            The batch's seq, and whether this POST may repeat an earlier one (in doubt).
+
+        Raises:
+            TransitionRefused: missing, not postable, stale seq, or leased to another worker.
+        """
+        code, in_doubt = self._claim(keys=[keys.batch_key(batch_id)], args=[seq, now_ms, lease_until_ms, self._ttl_s])
+        if int(code) < 0:
+            raise TransitionRefused(batch_id, int(code))
+        return int(code), bool(int(in_doubt))
+
+    def fetch(self, batch_id: str, results: list[dict[str, Any]], *, partial: bool, now_ms: int) -> bool:
+        """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on."""
         text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
-        self._redis.set(keys.batch_results_key(batch_id), text, ex=self._ttl_s)
+        script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id)]
+        return bool(self._fetch(keys=script_keys, args=[text, "1" if partial else "0", now_ms, self._ttl_s]))
 
     def results(self, batch_id: str) -> list[dict[str, Any]] | None:
         """The stored results, or None when there are none."""

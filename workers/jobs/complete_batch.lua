@@ -14,7 +14,7 @@
 -- ARGV[9] reason (failed batches), or ""
 -- ARGV[10] credits the API keeps for these records (integer)
 -- Returns 1 when applied, 0 when the batch was not in an allowed state (already closed).
--- TTL: the unit gets ARGV[8]; the batch and ledger keep theirs.
+-- TTL: the unit, the batch and the ledger all get ARGV[8].
 
 local state = redis.call('HGET', KEYS[1], 'state')
 local allowed = false
@@ -34,6 +34,8 @@ redis.call('HINCRBY', KEYS[2], 'delivered', enriched + not_found)
 redis.call('HINCRBY', KEYS[2], 'failed', tonumber(ARGV[5]))
 redis.call('HINCRBY', KEYS[2], 'batches_done', 1)
 redis.call('HINCRBY', KEYS[2], 'credits_used', tonumber(ARGV[10]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
 local destinations = tonumber(ARGV[7])
 if destinations > 0 then
   redis.call('HSET', KEYS[3], 'payload', ARGV[6], 'remaining', destinations)

@@ -45,6 +45,7 @@ class JobStatus:
     deliveries_failed: int = 0
     parts_pending: int = 0
     final_seen: int = 0
+    input_end: int = 0
     created_ms: int = 0
     finished_ms: int = 0
     fatal_reason: str = ""
@@ -90,21 +91,30 @@ class JobLedger:
             True when the job was created by this call.
         """
         key = keys.job_key(job_id)
-        created = bool(self._redis.hsetnx(key, "created_ms", now_ms))
-        if created:
-            self._redis.hset(key, mapping={"state": "running", "options": options.to_json()})
-        self._redis.expire(key, self._ttl_s)
-        self._redis.zadd(keys.jobs_index_key(), {job_id: now_ms})
-        return created
+        # One transaction: a crash can't leave a job created without its options.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hsetnx(key, "created_ms", now_ms)
+        pipe.hsetnx(key, "state", "running")
+        pipe.hsetnx(key, "options", options.to_json())
+        pipe.expire(key, self._ttl_s)
+        pipe.zadd(keys.jobs_index_key(), {job_id: now_ms}, nx=True)
+        return bool(pipe.execute()[0])
 
     def options(self, job_id: str) -> JobOptions:
         """The options the job was opened with."""
         raw = self._redis.hget(keys.job_key(job_id), "options")
         return JobOptions.from_json(str(raw)) if raw else JobOptions()
 
-    def register_part(self, job_id: str, part_id: str, *, final: bool) -> bool:
-        """Count an input part once. Returns False for a part seen before (a resent call)."""
-        args = [part_id, "1" if final else "0", self._ttl_s]
+    def register_part(self, job_id: str, part_id: str, *, final: bool, end: int = 0) -> bool:
+        """Count an input part once. Returns False for a part seen before (a resent call).
+
+        Args:
+            job_id: the job.
+            part_id: the part (its offset).
+            final: whether this part completes the input.
+            end: the part's offset plus its records; with the final part, the job's input size.
+        """
+        args = [part_id, "1" if final else "0", self._ttl_s, end]
         return bool(self._register_part(keys=[keys.job_key(job_id), keys.job_parts_key(job_id)], args=args))
 
     def mark_part_produced(self, job_id: str, start: int, end: int) -> bool:
@@ -129,6 +139,7 @@ class JobLedger:
         pipe = self._redis.pipeline(transaction=True)
         for name, amount in counters.items():
             pipe.hincrby(keys.job_key(job_id), name, amount)
+        pipe.expire(keys.job_key(job_id), self._ttl_s)
         pipe.execute()
 
     def set_fatal(self, job_id: str, reason: str) -> None:
@@ -171,17 +182,21 @@ class JobLedger:
             and status.state == "running"
             and status.final_seen
             and status.parts_pending == 0
+            and status.received >= status.input_end
             and status.batches == status.batches_done
             and status.deliveries_pending == 0
         )
 
-    def begin_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
-        """Claim the job's completion; True for the one finisher (again on its redelivery)."""
-        return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "begin"]))
+    def begin_finish(self, job_id: str, finisher: str, now_ms: int, stale_ms: int) -> bool:
+        """Claim the job's completion; True for the one finisher (again on its redelivery).
+
+        A finisher silent for longer than ``stale_ms`` (its task failed for good) is replaced.
+        """
+        return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "begin", stale_ms]))
 
     def end_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
         """Mark the job finished once its completion was announced."""
-        if not self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "end"]):
+        if not self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "end", 0]):
             return False
         self._redis.zrem(keys.jobs_index_key(), job_id)
         # Bookkeeping sets of a finished job are no longer needed; the ledger keeps its own TTL.

@@ -5,6 +5,7 @@
 -- ARGV[1] part id
 -- ARGV[2] "1" when this part completes the input
 -- ARGV[3] TTL, seconds
+-- ARGV[4] end of the part (its offset plus its records): with the final part, the job's input size
 -- Returns 1 when the part is new, 0 when it was registered before (a resent call).
 -- TTL: both keys get ARGV[3].
 
@@ -18,7 +19,7 @@ if new == 1 then
   end
 end
 if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'final_seen', 1)
+  redis.call('HSET', KEYS[1], 'final_seen', 1, 'input_end', ARGV[4])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return new

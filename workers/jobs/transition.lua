@@ -10,10 +10,11 @@
 -- ARGV[2] required current seq, or "" for any
 -- ARGV[3] new state, or "" to keep it
 -- ARGV[4] "1" to increment seq, "0" to keep it
--- ARGV[5..] field, value pairs to set
+-- ARGV[5] TTL, seconds
+-- ARGV[6..] field, value pairs to set
 -- Returns the (new) seq when applied, -1 when the batch is missing, -2 when
 -- its state is not allowed, -3 when the seq is stale.
--- TTL: unchanged (set when the batch was created).
+-- TTL: renewed to ARGV[5] (a batch lives that long after its last transition).
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -36,7 +37,8 @@ end
 if ARGV[4] == '1' then
   seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 end
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 return seq

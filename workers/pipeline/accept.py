@@ -39,7 +39,7 @@ def accept_input(
         raise JobOptionsError("destinations", list(options.destinations or ()), f"known names ({exc.reason})") from exc
     created = rt.ledger.open(job_id, options, rt.now_ms())
     part_id = str(offset)
-    is_new_part = rt.ledger.register_part(job_id, part_id, final=final)
+    is_new_part = rt.ledger.register_part(job_id, part_id, final=final, end=offset + len(contacts))
     _log.info("input_accepted", job_id=job_id, part_id=part_id, records=len(contacts), new_job=created,
               new_part=is_new_part, final=final)  # fmt: skip
     # Produced here rather than by a dropq.produce message: the contacts cross the broker once.

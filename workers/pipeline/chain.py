@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import structlog
 
-from config.celeryconfig import max_countdown_s
+from config.celeryconfig import stall_after_ms
 from workers.jobs.batches import Batch
 from workers.runtime import Runtime
 
 __all__ = ["claim_message"]
 
 _log = structlog.get_logger(__name__)
-
-# A live chain handles a message at least once per longest countdown; twice that means it is gone.
-_IDLE_FACTOR = 2
 
 
 def claim_message(rt: Runtime, batch: Batch, seq: int) -> int | None:
@@ -34,7 +31,7 @@ def claim_message(rt: Runtime, batch: Batch, seq: int) -> int | None:
     now_ms = rt.now_ms()
     if batch.seq != seq:
         idle_ms = now_ms - batch.touched_ms
-        if batch.touched_ms and idle_ms <= _IDLE_FACTOR * max_countdown_s(rt.settings) * 1000:
+        if batch.touched_ms and idle_ms <= stall_after_ms(rt.settings):
             return None
         _log.warning("chain_adopted", batch_id=batch.batch_id, message_seq=seq, batch_seq=batch.seq, idle_ms=idle_ms)
     rt.batches.touch(batch.batch_id, now_ms)

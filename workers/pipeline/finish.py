@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import structlog
 
+from config.celeryconfig import stall_after_ms
 from workers.destinations.base import DestinationError
 from workers.pipeline import followup
 from workers.pipeline.followup import Followup
@@ -36,7 +37,7 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
     Returns:
         True when this call finished the job.
     """
-    if not rt.ledger.begin_finish(job_id, finisher, rt.now_ms()):
+    if not rt.ledger.begin_finish(job_id, finisher, rt.now_ms(), stall_after_ms(rt.settings)):
         return False
     options = rt.ledger.options(job_id)
     for name in rt.destinations.names_for(options):

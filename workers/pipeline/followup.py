@@ -43,16 +43,12 @@ class Followup:
     queue: str | None = None
 
 
-def produce(
-    job_id: str, part_id: str, offset: int, contacts: list[Any], waits: int = 0, countdown_s: float = 0.0
-) -> Followup:
-    """Produce the batches of one input part (``waits``: how often it already waited for earlier parts)."""
-    return Followup(
-        "dropq.produce",
-        {"job_id": job_id, "part_id": part_id, "offset": offset, "contacts": contacts, "waits": waits},
-        countdown_s,
-        kwargsrepr=f"{{'job_id': {job_id!r}, 'part_id': {part_id!r}, 'contacts': <{len(contacts)} records>}}",
-    )
+def produce(job_id: str, offset: int, checked_through: int | None = None, countdown_s: float = 0.0) -> Followup:
+    """Produce the part parked at ``offset``: a wake-up, or (with ``checked_through``) its periodic check."""
+    kwargs: dict[str, Any] = {"job_id": job_id, "offset": offset}
+    if checked_through is not None:
+        kwargs["checked_through"] = checked_through
+    return Followup("dropq.produce", kwargs, countdown_s)
 
 
 def submit(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:

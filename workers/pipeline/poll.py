@@ -63,7 +63,8 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     polls = batch.polls + 1
     delay = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
     try:
-        next_seq = rt.batches.transition(batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, polls=polls)
+        # An answer ends a run of errors: only consecutive errors count against the retries.
+        next_seq = rt.batches.transition(batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, polls=polls, errors=0)
     except TransitionRefused:
         return []
     return [followup.poll(batch_id, next_seq, delay)]

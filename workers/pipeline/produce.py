@@ -6,6 +6,14 @@ an earlier record of the job become ``duplicate`` outcomes naming it, and
 never cost a credit. Segment and batch ids are derived from the part and the
 segment's position, so a redelivered produce rebuilds the same segments and
 their commits are no-ops.
+
+Parts are produced in input order, so that of two equal records the later
+one is the duplicate. A part that arrives before its turn is parked in Redis
+once (``jobs.parked``); the producer of the part ahead of it wakes it with a
+``dropq.produce`` message that carries only its offset. A check message per
+parked part comes back every ``ORDER_CHECK_S``: a part that waited that long
+without any part of the job being produced goes on (the caller may have left
+a gap in its offsets), and a wake-up lost to a crash is made good.
 """
 
 from __future__ import annotations
@@ -19,20 +27,19 @@ import structlog
 
 from dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
 from workers.jobs.batches import SegmentCommit
+from workers.jobs.parked import ParkedPart, ParkedParts
 from workers.jobs.seen import SeenRecords
 from workers.pipeline import followup
 from workers.pipeline.finish import finish_if_complete
 from workers.pipeline.followup import Followup
 from workers.runtime import Runtime
 
-__all__ = ["produce_part", "batch_id_for", "correlation_id_for"]
+__all__ = ["produce_part", "produce_parked", "batch_id_for", "correlation_id_for", "ORDER_CHECK_S"]
 
 _log = structlog.get_logger(__name__)
 
-# A part waits this long between two looks at whether the parts before it are produced...
-ORDER_WAIT_S = 0.2
-# ...and this many times at most (30 s), then goes on: a caller may have left a gap in its offsets.
-MAX_ORDER_WAITS = 150
+# A parked part looks again this often; with no part of the job produced in between, it goes on.
+ORDER_CHECK_S = 30.0
 
 
 def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
@@ -64,25 +71,50 @@ def _input_of(raw: Any) -> Any:
     return raw
 
 
-def produce_part(
-    rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any], waits: int = 0
-) -> list[Followup]:
-    """Validate, de-duplicate and batch one part of a job's input; commit each segment once.
-
-    Parts are produced in input order (a part waits, briefly, for the parts
-    before it), so that of two equal records the later one is the duplicate,
-    whichever worker took which part.
+def produce_part(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
+    """Produce one part of a job's input now, or park it until the parts before it are produced.
 
     Returns:
-        The submits of the new batches, the deliveries of rejected/duplicate outcomes, and the finish check;
-        or this produce again, a moment later, while an earlier part is still being produced.
+        The submits of the new batches, the deliveries of rejected/duplicate outcomes, the wake-up of the
+        parked part next in line, and the finish check; or, for a part parked, its check message.
     """
-    if offset > rt.ledger.produced_through(job_id):
-        if waits < MAX_ORDER_WAITS:
-            return [
-                followup.produce(job_id, part_id, offset, list(contacts), waits=waits + 1, countdown_s=ORDER_WAIT_S)
-            ]
-        _log.warning("part_order_gap", job_id=job_id, part_id=part_id, offset=offset, waited_s=waits * ORDER_WAIT_S)
+    through = rt.ledger.produced_through(job_id)
+    if offset > through:
+        parked = ParkedParts(rt.redis, rt.settings.job_ttl_s)
+        if parked.park(job_id, offset, ParkedPart(part_id, list(contacts))):
+            return [followup.produce(job_id, offset, checked_through=through, countdown_s=ORDER_CHECK_S)]
+    return _produce(rt, job_id, part_id, offset, contacts)
+
+
+def produce_parked(rt: Runtime, job_id: str, offset: int, checked_through: int | None = None) -> list[Followup]:
+    """Produce the part parked at ``offset`` if its turn has come (a wake-up), or on a check, if it must go on.
+
+    Args:
+        rt: the runtime.
+        job_id: the job.
+        offset: the parked part's offset.
+        checked_through: for a check message, how far the job's input was produced at the previous look.
+
+    Returns:
+        What producing the part returns; the next check while it still waits; nothing when it is gone.
+    """
+    part = ParkedParts(rt.redis, rt.settings.job_ttl_s).load(job_id, offset)
+    if part is None:
+        # Produced already (a duplicate wake-up, or the check of a part woken in time).
+        return []
+    through = rt.ledger.produced_through(job_id)
+    if offset > through:
+        if checked_through is None:
+            # A wake-up that came early: the part's own check message still stands.
+            return []
+        if through != checked_through:
+            return [followup.produce(job_id, offset, checked_through=through, countdown_s=ORDER_CHECK_S)]
+        _log.warning("part_order_gap", job_id=job_id, part_id=part.part_id, offset=offset, produced_through=through)
+    return _produce(rt, job_id, part.part_id, offset, part.contacts)
+
+
+def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
+    """Validate, de-duplicate and batch one part of a job's input; commit each segment once."""
     options = rt.ledger.options(job_id)
     destinations = rt.destinations.names_for(options)
     seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
@@ -135,6 +167,10 @@ def produce_part(
     if segment.received:
         commit(segment, number)
     rt.ledger.mark_part_produced(job_id, offset, offset + len(contacts))
+    # After the mark: a part parked before it is found here, and a part parking after it sees its turn.
+    next_offset = ParkedParts(rt.redis, rt.settings.job_ttl_s).produced(job_id, offset)
+    if next_offset is not None:
+        followups.append(followup.produce(job_id, next_offset))
     _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
     return followups + finish_if_complete(rt, job_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from workers.jobs.batches import Batch, BatchState, TransitionRefused
+from workers.jobs.batches import Batch
 from workers.pipeline import followup
 from workers.pipeline.followup import Followup
 from workers.runtime import Runtime
@@ -16,17 +16,7 @@ _log = structlog.get_logger(__name__)
 
 def accept_results(rt: Runtime, batch: Batch, records: list[dict[str, object]], *, partial: bool) -> list[Followup]:
     """Keep a batch's results (from a poll or a webhook) and hand it to the sink, once."""
-    rt.batches.store_results(batch.batch_id, records)  # type: ignore[arg-type]
-    try:
-        rt.batches.transition(
-            batch.batch_id,
-            (BatchState.SUBMITTED,),
-            to=BatchState.FETCHED,
-            bump=True,
-            partial=1 if partial else 0,
-            fetched_ms=rt.now_ms(),
-        )
-    except TransitionRefused:
+    if not rt.batches.fetch(batch.batch_id, records, partial=partial, now_ms=rt.now_ms()):  # type: ignore[arg-type]
         return []
     _log.info("batch_fetched", job_id=batch.job_id, batch_id=batch.batch_id, polls=batch.polls + 1, partial=partial)
     return [followup.sink(batch.batch_id)]

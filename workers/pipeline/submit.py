@@ -8,9 +8,11 @@ The order of events is what keeps credits safe:
 3. the claim moves the batch to ``posting`` with a lease, atomically;
 4. the POST; the ``request_id`` is written the moment the answer arrives.
 
-A worker killed between 3 and the end of 4 leaves ``posting`` behind; once
-the lease runs out, the next message re-POSTs and counts it in the job's
-``resubmitted``: the one window where a batch can be POSTed twice.
+Two windows remain where a batch can be POSTed twice, both counted in the
+job's ``resubmitted``: a worker killed between 3 and the end of 4 leaves
+``posting`` behind, and the next message re-POSTs once the lease runs out;
+and a POST whose answer was lost after it reached the API (a read timeout, a
+reset connection, a gateway's 502/504/524) is marked in doubt and sent again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from dropcontact.errors import (
     DropcontactError,
     InsufficientCreditsError,
     InvalidRequestError,
+    NetworkError,
     RateLimitedError,
+    ServerError,
     TransientError,
 )
 from workers.jobs.batches import Batch, BatchState, TransitionRefused
@@ -41,6 +45,8 @@ _log = structlog.get_logger(__name__)
 AUTH_FAILED_REASON = "the API refused the access token (401): check DROPCONTACT_API_KEY"
 # Waits shorter than this are slept inline rather than sent through the broker.
 INLINE_WAIT_MS = 250
+# Answers of the gateway in front of the API after the request reached it: the origin may have taken it.
+_GATEWAY_STATUSES = (502, 504, 524)
 # The lease covers the POST's connect and read timeouts plus this margin.
 LEASE_MARGIN_S = 10.0
 
@@ -69,7 +75,6 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
         # Another worker is inside its POST right now; look again once its lease is over.
         return [followup.submit(batch_id, seq, (batch.lease_until_ms - now_ms) / 1000)]
-    in_doubt = batch.state is BatchState.POSTING
 
     credit = rt.credits.check_submit(batch.count)
     if not credit.allowed and rt.credits.is_paused() and rt.credits.should_recheck():
@@ -85,13 +90,9 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
     try:
         # No bump: if this worker dies inside the POST, this very message comes back and is still current.
-        claimed = rt.batches.transition(
-            batch_id,
-            (BatchState.PENDING, BatchState.POSTING),
-            seq=seq,
-            to=BatchState.POSTING,
-            lease_until_ms=rt.now_ms() + int(lease_s * 1000),
-        )
+        # The lease is checked in the script: a second message with this seq can't claim during our POST.
+        now_ms = rt.now_ms()
+        claimed, in_doubt = rt.batches.claim(batch_id, seq, now_ms, now_ms + int(lease_s * 1000))
     except TransitionRefused:
         rt.credits.release(batch.count)
         return []
@@ -167,10 +168,20 @@ def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> lis
     reason = f"gave up after {errors} errors; last: {exc}"
     if not isinstance(exc, TransientError) or rt.retry_schedule.is_exhausted(errors):
         return fail_batch(rt, batch, reason if isinstance(exc, TransientError) else str(exc))
-    back = _back_to_pending(rt, batch, seq, errors=errors)
+    # The API has no idempotency key: a POST whose answer was lost may have been taken (and charged).
+    # It is sent again, so that its contacts come back, and the re-POST is counted in `resubmitted`.
+    back = _back_to_pending(rt, batch, seq, errors=errors, in_doubt=1 if _may_have_arrived(exc) else 0)
     delay = rt.retry_schedule.delay_s(errors, rt.rng)
     _log.warning("submit_error", job_id=batch.job_id, batch_id=batch.batch_id, error=str(exc), errors=errors)
     return [followup.submit(batch.batch_id, back, delay)] if back is not None else []
+
+
+def _may_have_arrived(exc: DropcontactError) -> bool:
+    """Whether a failed POST may still have been accepted by the API."""
+    if isinstance(exc, NetworkError):
+        return exc.may_have_arrived
+    # A gateway that timed out or lost the origin's answer (502, 504, 524): the origin may have accepted it.
+    return isinstance(exc, ServerError) and exc.status in _GATEWAY_STATUSES
 
 
 def _back_to_pending(rt: Runtime, batch: Batch, seq: int, **fields: int) -> int | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import structlog
 
-from config.celeryconfig import max_countdown_s
+from config.celeryconfig import stall_after_ms
 from workers.jobs.batches import Batch, BatchState
 from workers.pipeline import followup
 from workers.pipeline.closing import redeliver_unit
@@ -26,17 +26,9 @@ from workers.pipeline.finish import finish_if_complete
 from workers.pipeline.followup import Followup
 from workers.runtime import Runtime
 
-__all__ = ["sweep", "resume_batch", "stall_after_ms"]
+__all__ = ["sweep", "resume_batch"]
 
 _log = structlog.get_logger(__name__)
-
-# A live chain touches its batch at least once per longest countdown; twice that means it is gone.
-_STALL_FACTOR = 2
-
-
-def stall_after_ms(rt: Runtime) -> int:
-    """How long a batch may go untouched before it counts as stalled."""
-    return int(_STALL_FACTOR * max_countdown_s(rt.settings) * 1000)
 
 
 def resume_batch(rt: Runtime, batch: Batch) -> list[Followup]:
@@ -55,7 +47,7 @@ def resume_batch(rt: Runtime, batch: Batch) -> list[Followup]:
 def sweep(rt: Runtime) -> list[Followup]:
     """Resume every stalled batch of every running job, and check each for completion."""
     now_ms = rt.now_ms()
-    stalled_ms = stall_after_ms(rt)
+    stalled_ms = stall_after_ms(rt.settings)
     followups: list[Followup] = []
     for job_id in rt.ledger.running_jobs():
         status = rt.ledger.read(job_id)

@@ -1,0 +1,23 @@
+-- fetch.lua: keep a batch's results and move it to fetched, together and once.
+--
+-- Results come from a poll or a webhook push, possibly both at once: only the
+-- first, while the batch is still submitted, is kept; a later one (say a
+-- forced partial poll after a complete push) changes nothing.
+--
+-- KEYS[1] batch hash          dropq:batch:{batch}
+-- KEYS[2] batch results string dropq:batch-results:{batch}
+-- ARGV[1] results, JSON
+-- ARGV[2] "1" when the results are partial (forceResults while in progress), else "0"
+-- ARGV[3] now, milliseconds
+-- ARGV[4] TTL, seconds
+-- Returns 1 when kept, 0 when the batch was no longer submitted.
+-- TTL: both keys get ARGV[4].
+
+if redis.call('HGET', KEYS[1], 'state') ~= 'submitted' then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'state', 'fetched', 'partial', ARGV[2], 'fetched_ms', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
