@@ -95,3 +95,31 @@ def test_a_job_finishes_through_api_faults(start_worker: Any, redis_url: str, sa
     stats = sandbox.stats()
     assert sum(stats["faults"].values()) > 0, "the sandbox must have injected faults"
     assert stats["duplicate_batches_posted"] <= status.resubmitted
+
+
+@pytest.mark.slow
+def test_a_post_whose_answer_was_lost_is_sent_again_and_counted(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """The API takes a batch and the answer is lost: the batch is POSTed again (its contacts come back), counted."""
+    # Given: every answer lost until the sandbox has taken a batch
+    sandbox.configure(lost_response_probability=1.0)
+    start_worker(worker_env(redis_url, sandbox, tmp_path, DROPQ_MAX_RETRIES="30"), concurrency=2)
+    app = client_app(redis_url)
+    try:
+        kwargs = {"contacts": make_contacts(500), "job_id": "lost-answer", "destinations": ["jsonl", "stream"]}
+        app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
+    finally:
+        app.close()
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["batches_received"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # When: answers get through again
+    sandbox.configure(lost_response_probability=0.0)
+    status = wait_for_job(redis_url, "lost-answer", timeout_s=60)
+    # Then
+    assert status.failed == 0
+    _assert_delivered_exactly_once(tmp_path, redis_url, "lost-answer", 500)
+    stats = sandbox.stats()
+    assert stats["duplicate_batches_posted"] >= 1
+    assert status.resubmitted >= stats["duplicate_batches_posted"]
