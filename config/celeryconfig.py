@@ -122,7 +122,8 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "result_expires": RESULT_EXPIRES_S,
-        "result_extended": True,
+        # Off: an extended result would keep dropq.enrich's arguments (contact data) in Redis for a day.
+        "result_extended": False,
         # structlog owns logging; Celery must not take over the root logger.
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
