@@ -61,11 +61,6 @@ class SecretScrubber:
         return event_dict
 
 
-def _render_exception_then_scrub(scrubber: SecretScrubber) -> list[Any]:
-    # Tracebacks are rendered to text first so the scrubber sees them too.
-    return [structlog.processors.format_exc_info, scrubber]
-
-
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """Configure structlog and the standard library logging for this process.
 
@@ -83,14 +78,11 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        # Tracebacks are rendered to text first, in both renderers, so that the scrubber sees them too.
+        structlog.processors.format_exc_info,
+        scrubber,
     ]
-    renderer: Any
-    if is_json:
-        shared += _render_exception_then_scrub(scrubber)
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        shared.append(scrubber)
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = structlog.processors.JSONRenderer() if is_json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -35,7 +35,8 @@ def receiver_env(redis_url: str, sandbox: Any, tmp_path: Path) -> Iterator[dict[
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).text == "ok":
                 break
         except requests.ConnectionError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     else:
         raise AssertionError((tmp_path / "receiver.log").read_text())
     yield env

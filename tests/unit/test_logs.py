@@ -43,3 +43,18 @@ def test_json_lines_carry_context_and_never_the_key() -> None:
     assert lines[0]["timestamp"].endswith("Z")
     assert "secret-key-42" not in stream.getvalue()
     assert any(line["event"] == f"stdlib says {REDACTED}" for line in lines)
+
+
+def test_console_lines_scrub_tracebacks_too() -> None:
+    """On a terminal renderer, an exception's text is scrubbed as well."""
+    stream = io.StringIO()
+    configure_logging(from_env({"DROPCONTACT_API_KEY": "secret-key-42", "DROPQ_LOG_FORMAT": "console"}), stream=stream)
+    try:
+        try:
+            raise ValueError("token secret-key-42 refused")
+        except ValueError:
+            structlog.get_logger("t").exception("call_failed")
+    finally:
+        structlog.reset_defaults()
+    assert "call_failed" in stream.getvalue()
+    assert "secret-key-42" not in stream.getvalue()

@@ -6,7 +6,7 @@
 -- the second commit a no-op, so no counter moves twice.
 --
 -- KEYS[1] job ledger hash        dropq:job:{job}
--- KEYS[2] committed segments set dropq:job-parts:{job}  (members "seg:{id}")
+-- KEYS[2] committed segments set dropq:job-segments:{job}  (members "seg:{id}")
 -- KEYS[3] batch hash             dropq:batch:{batch}    (ignored when ARGV[2] == "")
 -- KEYS[4] batch records string   dropq:batch-records:{batch}
 -- KEYS[5] job batches set        dropq:job-batches:{job}

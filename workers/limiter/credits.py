@@ -11,16 +11,16 @@
   wins (at most one per re-check interval) reads the free credits endpoint and
   passes the balance to ``record_balance``, which resumes submits once the
   balance covers the refused batch. Then every task re-enqueues itself with the
-  countdown of its ``Decision`` (see ``wait_policy``)::
+  countdown of its ``Decision``. ``workers.pipeline.submit`` does exactly this::
 
       decision = guard.check_submit(len(batch))
       if not decision.allowed and guard.is_paused() and guard.should_recheck():
           guard.record_balance(client.get_credits())
           decision = guard.check_submit(len(batch))
       if not decision.allowed:
-          raise self.retry(countdown=plan_wait(decision).countdown_s, max_retries=None)
-      try: answer = client.submit(batch)
-      except NotEnoughCreditsError: guard.release(len(batch)); guard.pause_for_credits(len(batch)); re-enqueue
+          re-enqueue the submit with countdown = decision.retry_after_ms / 1000
+      try: answer = client.submit_batch(batch)
+      except InsufficientCreditsError: guard.release(len(batch)); guard.pause_for_credits(len(batch)); re-enqueue
       guard.record_balance(answer.credits_left)
 
 The budget counts credits as charged at submit (one per record), before the

@@ -6,12 +6,12 @@ long: ``acquire`` returns a ``Decision``; ``acquire_waiting`` sleeps only the
 short waits it is allowed (a fraction of a second) and hands longer ones back
 so the task can re-enqueue itself (see ``wait_policy``).
 
-Typical use in a task::
+Typical use in a stage (``workers.pipeline.submit`` and ``poll``)::
 
     decision = limiter.acquire_waiting()
     if not decision.allowed:
-        raise self.retry(countdown=plan_wait(decision).countdown_s, max_retries=None)
-    response = client.fetch(...)            # a 429 anyway:
+        re-enqueue the message with countdown = decision.retry_after_ms / 1000
+    response = client.fetch_results(...)   # a 429 anyway:
     # except RateLimitedError as exc: limiter.report_429(exc.retry_after_s); re-enqueue likewise
 """
 
