@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from workers.cli.checks import DETACHED, USER_ERROR, CliError
-from workers.cli.enrich import EnrichRequest, EnrichResult, run_enrich
 from workers.cli.progress import format_duration
+from workers.cli.run import EnrichRequest, EnrichResult, run_enrich
 from workers.jobs.outcomes import STATUSES
 
 __all__ = ["demo_command", "sample_path", "format_summary"]

@@ -13,8 +13,8 @@ import redis
 from config.settings import Settings
 from workers import keys
 from workers.cli.checks import DETACHED, RUN_ERROR, CliError, check_redis, check_token, safe_url, settings_or_exit
-from workers.cli.enrich import SYNTHETIC_BANNER
 from workers.cli.progress import ProgressLine, RateMeter, format_progress
+from workers.cli.run import SYNTHETIC_BANNER
 from workers.jobs.ledger import JobLedger, JobStatus
 from workers.limiter.credits import CreditGuard
 from workers.limiter.limiter import RateLimiter

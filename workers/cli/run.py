@@ -1,0 +1,464 @@
+"""One run of ``dropq enrich``: a CSV or JSON Lines file in, one job, the enriched file out.
+
+The run, in order:
+
+1. Checks: the input opens, ``--map`` is valid, then (without ``--local``)
+   Redis answers, the token is accepted by the free credit endpoint and a
+   worker answers a ping — all before anything is submitted. ``--local``
+   brings up what is missing instead (``workers.local.LocalStack``).
+2. Send: the input is read as a stream; each readable row becomes a contact of
+   API fields only, sent in parts of ``--part-size`` to ``dropq.enrich`` with
+   its offset in the job (one part read ahead, to know which is final). At most
+   ``--max-in-flight`` records wait in the pipeline at once, so Redis holds a
+   window of the input, not all of it. Rows that cannot be read are not sent.
+3. Wait: the job's outcome stream is moved into a local SQLite spool (and
+   deleted from Redis) while a progress line shows the ledger.
+4. Write: the input is read again the same way; each row gets its outcome by
+   job index (unreadable rows: ``rejected`` with the line and why).
+
+Ctrl-C detaches without cancelling; the same command with ``--job-id`` attaches
+again (parts already received are not re-sent; the spool keeps what was read).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+from celery import Celery
+
+from config.settings import Settings
+from dropcontact.tabular import (
+    ColumnMappingError,
+    contact_from_cells,
+    contact_from_object,
+    map_columns,
+    parse_map_overrides,
+    reason_with_lines,
+)
+from workers import keys
+from workers.cli.checks import (
+    USER_ERROR,
+    CliError,
+    check_redis,
+    check_token,
+    check_workers,
+    settings_or_exit,
+)
+from workers.cli.files import InputError, InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
+from workers.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
+from workers.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
+from workers.jobs.ledger import JobLedger, JobStatus
+from workers.jobs.options import is_valid_job_id
+from workers.local import LocalStack, LocalStackError, client_app
+
+__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "SYNTHETIC_BANNER"]
+
+# Contacts per dropq.enrich message: small messages, few of them.
+DEFAULT_PART_SIZE = 1000
+# Records sent but not yet accounted for; bounds what Redis holds for this job (about 1 kB each).
+DEFAULT_MAX_IN_FLIGHT = 50_000
+# How long a running worker has to answer the pre-flight ping.
+DEFAULT_PING_TIMEOUT_S = 3.0
+# The progress line's refresh period, and how often the stream is drained.
+REFRESH_S = 0.5
+# Unreadable rows are each announced on stderr up to this many; the output has them all.
+MAX_ROW_WARNINGS = 20
+# No progress for this long: check that a worker still answers, and say so when none does.
+STALL_CHECK_S = 30.0
+
+SYNTHETIC_BANNER = """\
+================================================================================
+  SYNTHETIC RESULTS: DROPCONTACT_API_KEY is not set, so this run uses the dropq
+  sandbox, a local emulator of the Dropcontact API. Every email, phone and company
+  detail in the output is made up. Set DROPCONTACT_API_KEY for real enrichment.
+================================================================================"""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichRequest:
+    """What the person asked for (the command's options)."""
+
+    input_path: str
+    output: str | None = None
+    out_format: str | None = None
+    input_format: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    mappings: tuple[str, ...] = ()
+    siren: bool = False
+    language: str | None = None
+    destinations: tuple[str, ...] = ()
+    job_id: str | None = None
+    local: bool = False
+    force_sandbox: bool = False
+    wait: bool = True
+    part_size: int = DEFAULT_PART_SIZE
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
+    quiet: bool = False
+
+
+@dataclass
+class EnrichResult:
+    """What a finished run produced."""
+
+    job_id: str
+    output: str
+    rows: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    credits_used: int = 0
+    elapsed_s: float = 0.0
+    synthetic: bool = False
+    status: JobStatus | None = None
+
+
+def new_job_id(now: datetime) -> str:
+    """``enrich-YYYYMMDD-HHMMSS-xxxx``: readable, sortable, and unique enough for one person."""
+    return f"enrich-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _delimiter(given: str) -> str:
+    # A shell makes typing a tab awkward: `tab` and a literal backslash-t both mean one.
+    return "\t" if given.lower() in ("tab", "\\t") else given
+
+
+@dataclass
+class _Prepared:
+    source: InputFile
+    overrides: dict[str, str | None]
+    job_id: str
+    output: Path | None
+    out_format: str
+    display_input: str
+
+
+def _prepare(req: EnrichRequest, input_path: Path) -> _Prepared:
+    try:
+        delimiter = _delimiter(req.delimiter) if req.delimiter else None
+        source = InputFile(input_path, fmt=req.input_format, encoding=req.encoding, delimiter=delimiter)
+        overrides = parse_map_overrides(req.mappings)
+    except (InputError, ColumnMappingError) as exc:
+        raise CliError(str(exc), USER_ERROR) from exc
+    if req.job_id is not None and not is_valid_job_id(req.job_id):
+        raise CliError(f"--job-id {req.job_id!r}: use 1 to 128 letters, digits, '.', '_', ':' or '-'", USER_ERROR)
+    if req.delimiter is not None and len(_delimiter(req.delimiter)) != 1:
+        raise CliError(f"--delimiter {req.delimiter!r}: one character (or `tab`)", USER_ERROR)
+    job_id = req.job_id or new_job_id(datetime.now())
+    output: Path | None
+    if req.output == "-" or (req.output is None and req.input_path == "-"):
+        output = None
+    elif req.output is not None:
+        output = Path(req.output)
+    else:
+        suffix = ".jsonl" if (req.out_format or source.format) == "jsonl" else ".csv"
+        output = input_path.with_name(f"{input_path.stem}.enriched{suffix}")
+    out_format = req.out_format or (format_for_path(str(output), default=source.format) if output else source.format)
+    display = "-" if req.input_path == "-" else req.input_path
+    return _Prepared(source, overrides, job_id, output, out_format, display)
+
+
+def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichResult | None:
+    """Run one enrich job as the command does; None when ``--no-wait`` returned after sending.
+
+    Raises:
+        CliError: a check failed (exit status in the error).
+    """
+    settings = settings or settings_or_exit()
+    temp_input = copy_stdin_to_temp() if req.input_path == "-" else None
+    try:
+        prepared = _prepare(req, temp_input or Path(req.input_path))
+        if not req.local:
+            check_redis(settings)
+            check_token(settings)
+            app = client_app(settings)
+            try:
+                check_workers(app, settings, req.ping_timeout_s)
+                return _Run(req, prepared, settings, app, synthetic=False, owns_stack=False).execute()
+            finally:
+                app.close()
+        use_sandbox = req.force_sandbox or not settings.api_key
+        if not use_sandbox:
+            check_token(settings)
+        else:
+            _err(SYNTHETIC_BANNER)
+        try:
+            with LocalStack(
+                settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)
+            ) as stack:
+                run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
+                           owns_stack=bool(stack.started))  # fmt: skip
+                return run.execute()
+        except LocalStackError as exc:
+            raise CliError(str(exc)) from exc
+    finally:
+        if temp_input is not None:
+            temp_input.unlink(missing_ok=True)
+
+
+class _Run:
+    """One job from sending to the written output."""
+
+    def __init__(
+        self, req: EnrichRequest, prepared: _Prepared, settings: Settings, app: Celery, *, synthetic: bool,
+        owns_stack: bool,
+    ) -> None:  # fmt: skip
+        self.req = req
+        self.p = prepared
+        self.settings = settings
+        self.app = app
+        self.synthetic = synthetic
+        self.owns_stack = owns_stack
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.ledger = JobLedger(self.redis, settings.job_ttl_s)
+        self.progress = ProgressLine(enabled=not req.quiet)
+        self.rate = RateMeter()
+        self.sent = 0
+        self.total: int | None = None
+        self.status: JobStatus | None = None
+        self.started_s = time.monotonic()
+        self.warnings = 0
+        self.spool: OutcomeSpool | None = None
+        self.collector: StreamCollector | None = None
+
+    def execute(self) -> EnrichResult | None:
+        job = self.p.job_id
+        _err(f"job {job}: {self.p.display_input} -> {self._output_name()}")
+        try:
+            if self.req.wait:
+                self.spool = OutcomeSpool(spool_path_for(job))
+                self.collector = StreamCollector(self.redis, job, self.spool)
+            existing = self.ledger.read(job)
+            if existing is not None and existing.is_finished:
+                _err(f"job {job} already finished: writing the output from what it delivered")
+                self.total = existing.received
+            else:
+                self._send(resuming=existing is not None)
+            if not self.req.wait:
+                self.progress.end()
+                click.echo(job)
+                _err(f"sent {self.sent:,} records; watch with `dropq status {job} --wait`; write the file with "
+                     f"`{self._reattach_command()}`")  # fmt: skip
+                return None
+            if self.total:
+                self._wait()
+            return self._write_output()
+        except KeyboardInterrupt:
+            self.progress.end()
+            self._print_detached()
+            raise
+        finally:
+            if self.spool is not None:
+                self.spool.close()
+            self.redis.close()
+
+    # -- sending -----------------------------------------------------------------------------------------------
+
+    def _contacts(self) -> Iterator[dict[str, Any]]:
+        source = self.p.source
+        mapping = map_columns(source.columns, self.p.overrides) if source.format == "csv" else None
+        for row in source.rows():
+            if not row.is_readable:
+                self._warn_unreadable(row)
+                continue
+            if mapping is not None:
+                yield contact_from_cells(row.cells or [], mapping)
+            else:
+                yield contact_from_object(row.obj or {}, self.p.overrides)
+
+    def _warn_unreadable(self, row: InputRow) -> None:
+        self.warnings += 1
+        if self.warnings <= MAX_ROW_WARNINGS:
+            self.progress.end()
+            _err(f"warning: {row.error} (not sent; the output keeps the row as rejected)")
+        elif self.warnings == MAX_ROW_WARNINGS + 1:
+            _err("warning: more unreadable rows; the output's reason column names each one")
+
+    def _parts(self) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
+        size = self.req.part_size
+        offset, current = 0, []
+        ahead: tuple[int, list[dict[str, Any]]] | None = None
+        for contact in self._contacts():
+            current.append(contact)
+            if len(current) == size:
+                if ahead is not None:
+                    yield (*ahead, False)
+                ahead, offset, current = (offset, current), offset + size, []
+        if current:
+            if ahead is not None:
+                yield (*ahead, False)
+            ahead = (offset, current)
+        if ahead is not None:
+            yield (*ahead, True)
+
+    def _send(self, *, resuming: bool) -> None:
+        job = self.p.job_id
+        destinations = list(dict.fromkeys(["stream", *self.req.destinations]))
+        if resuming:
+            _err(f"job {job} exists: attaching to it (parts it already has are not sent again)")
+        for offset, contacts, final in self._parts():
+            if not (resuming and self.redis.sismember(keys.job_parts_key(job), str(offset))):
+                kwargs = {
+                    "contacts": contacts, "job_id": job, "offset": offset, "final": final,
+                    "destinations": destinations, "siren": self.req.siren, "language": self.req.language,
+                }  # fmt: skip
+                self.app.send_task("dropq.enrich", kwargs=kwargs, queue="dropq.produce")
+            self.sent += len(contacts)
+            if final:
+                self.total = self.sent
+            if self.req.wait:
+                self._tick(pause=False)
+                while self.sent - (self.status.accounted if self.status else 0) > self.req.max_in_flight:
+                    self._tick()
+        if self.total is None:
+            self.total = self.sent
+
+    # -- waiting -----------------------------------------------------------------------------------------------
+
+    def _tick(self, *, pause: bool = True) -> None:
+        if pause:
+            time.sleep(REFRESH_S)
+        if self.collector is not None:
+            self.collector.drain()
+        self.status = self.ledger.read(self.p.job_id)
+        rate = self.rate.rate(self.status.accounted if self.status else 0, time.monotonic())
+        self.progress.show(format_progress(self.status, sent=self.sent, total=self.total, rate=rate))
+
+    def _wait(self) -> None:
+        last_accounted, last_change_s, warned = -1, time.monotonic(), False
+        while True:
+            self._tick(pause=self.status is not None)
+            status = self.status
+            if status is None:
+                if time.monotonic() - last_change_s > STALL_CHECK_S:
+                    self._check_stalled(warned)
+                    warned = True
+                continue
+            if status.is_finished:
+                if self.collector is not None:
+                    self.collector.drain()
+                self.progress.end(format_progress(status, sent=self.sent, total=self.total, rate=None))
+                return
+            now = time.monotonic()
+            if status.accounted != last_accounted:
+                last_accounted, last_change_s, warned = status.accounted, now, False
+            elif now - last_change_s > STALL_CHECK_S and not warned:
+                self._check_stalled(warned)
+                warned = True
+
+    def _check_stalled(self, warned: bool) -> None:
+        if warned:
+            return
+        try:
+            check_workers(self.app, self.settings, self.req.ping_timeout_s)
+        except CliError as exc:
+            self.progress.end()
+            _err(f"warning: no progress for {STALL_CHECK_S:.0f}s and {exc.format_message()}; the job resumes "
+                 "when one does")  # fmt: skip
+
+    # -- output ------------------------------------------------------------------------------------------------
+
+    def _write_output(self) -> EnrichResult:
+        source = self.p.source
+        columns = source.columns if source.format == "csv" else source.jsonl_columns()
+        out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren,
+                         delimiter=source.delimiter or ",")  # fmt: skip
+        result = EnrichResult(job_id=self.p.job_id, output=self._output_name(), synthetic=self.synthetic)
+        # The line of each job index, for reasons that name other records (4 bytes a row).
+        lines = array("L")
+        spooled = self.spool.in_order() if self.spool is not None else iter(())
+        current = next(spooled, None)
+
+        def line_of(index: int) -> int | None:
+            return lines[index] if 0 <= index < len(lines) else None
+
+        try:
+            for row in source.rows():
+                if not row.is_readable:
+                    outcome: dict[str, Any] = {"status": "rejected", "reason": row.error}
+                    record_json = None
+                else:
+                    index = len(lines)
+                    lines.append(row.line)
+                    while current is not None and current.index < index:
+                        current = next(spooled, None)
+                    if current is not None and current.index == index:
+                        outcome = current.as_outcome() if self.p.out_format == "csv" else {"status": current.status}
+                        reason = current.reason
+                        record_json = current.record_json
+                    else:
+                        outcome, reason, record_json = (
+                            {"status": "failed"},
+                            "no outcome came back from the pipeline",
+                            None,
+                        )
+                    if reason is not None:
+                        # The pipeline names records by job index ("record 12: ..."); a person reads lines.
+                        named = reason.startswith("record ")
+                        outcome["reason"] = (
+                            reason_with_lines(reason, line_of) if named else f"line {row.line}: {reason}"
+                        )
+                out.write(row, outcome, record_json)
+                result.counts[str(outcome["status"])] += 1
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
+        result.rows = out.rows_written
+        final = self.ledger.read(self.p.job_id)
+        result.status = final
+        result.credits_used = final.credits_used if final else 0
+        result.elapsed_s = time.monotonic() - self.started_s
+        if self.spool is not None:
+            self.spool.remove()
+            self.spool = None
+        self._print_summary(result)
+        return result
+
+    def _print_summary(self, result: EnrichResult) -> None:
+        counts = ", ".join(f"{status.replace('_', ' ')} {n:,}" for status, n in sorted(result.counts.items()))
+        _err(f"done in {format_duration(result.elapsed_s)}: {result.rows:,} rows ({counts}); "
+             f"{result.credits_used:,} credits used; output: {result.output}")  # fmt: skip
+        if self.synthetic:
+            _err("(synthetic results from the dropq sandbox, not from Dropcontact)")
+
+    # -- messages ----------------------------------------------------------------------------------------------
+
+    def _output_name(self) -> str:
+        return "standard output" if self.p.output is None else str(self.p.output)
+
+    def _reattach_command(self) -> str:
+        parts = ["dropq", "enrich", self.req.input_path]
+        if self.p.output is not None:
+            parts += ["-o", str(self.p.output)]
+        if self.req.siren:
+            parts.append("--siren")
+        if self.req.local:
+            parts.append("--local")
+        parts += ["--job-id", self.p.job_id]
+        return " ".join(parts)
+
+    def _print_detached(self) -> None:
+        job = self.p.job_id
+        if self.owns_stack:
+            _err(f"\nstopped: the local workers (and any private Redis or sandbox) stop with this command; "
+                 f"run `{self._reattach_command()}` to go on")  # fmt: skip
+            return
+        _err(f"\ndetached: job {job} goes on without this command (nothing was cancelled).\n"
+             f"  watch it:           dropq status {job} --wait\n"
+             f"  write the output:   {self._reattach_command()}")  # fmt: skip
+        if self.req.input_path == "-":
+            _err("  (the input came from standard input: save it to a file to attach again)")
