@@ -14,7 +14,7 @@ from workers.logs import bind_task_context
 from workers.pipeline.deliver import deliver_unit
 from workers.pipeline.finish import finish_job
 from workers.pipeline.poll import poll_batch
-from workers.pipeline.produce import produce_part
+from workers.pipeline.produce import produce_parked
 from workers.pipeline.sink import sink_batch
 from workers.pipeline.submit import submit_batch
 from workers.runtime import get_runtime
@@ -23,10 +23,10 @@ __all__ = ["produce", "submit", "poll", "sink", "deliver", "finish"]
 
 
 @app.task(name="dropq.produce", **STAGE_TASK)
-def produce(job_id: str, part_id: str, offset: int, contacts: list[Any], waits: int = 0) -> None:
-    """Validate, de-duplicate and batch one input part."""
-    bind_task_context(job_id=job_id, part_id=part_id)
-    send_all(produce_part(get_runtime(), job_id, part_id, offset, contacts, waits))
+def produce(job_id: str, offset: int, checked_through: int | None = None) -> None:
+    """Validate, de-duplicate and batch an input part parked until its turn."""
+    bind_task_context(job_id=job_id, part_id=str(offset))
+    send_all(produce_parked(get_runtime(), job_id, offset, checked_through))
 
 
 @app.task(name="dropq.submit", **STAGE_TASK)
