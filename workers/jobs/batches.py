@@ -25,9 +25,10 @@ from typing import Any
 import redis
 
 from workers import keys
+from workers.jobs.outcomes import unit_id_for
 from workers.jobs.scripts import load_script
 
-__all__ = ["Batch", "BatchState", "BatchStore", "SegmentCommit", "TransitionRefused"]
+__all__ = ["Batch", "BatchState", "BatchStore", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
 
 
 class BatchState(StrEnum):
@@ -40,6 +41,10 @@ class BatchState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SPLIT = "split"
+
+
+# States in which a batch still waits for its outcomes (it can still be failed).
+OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
 
 
 class TransitionRefused(Exception):
@@ -112,7 +117,7 @@ class BatchStore:
     def commit_segment(self, segment: SegmentCommit, destinations: int, now_ms: int = 0) -> bool:
         """Store a segment's batch and count its records, once. False when it was committed before."""
         batch_id = segment.batch_id or ""
-        unit_id = f"{segment.job_id}:{segment.segment_id}"
+        unit_id = unit_id_for(segment.job_id, segment.segment_id)
         script_keys = [
             keys.job_key(segment.job_id),
             keys.job_segments_key(segment.job_id),
@@ -237,7 +242,7 @@ class BatchStore:
         credits_used: int = 0,
     ) -> bool:
         """Close the batch and count its records once; False when it was closed before."""
-        unit_id = f"{batch.job_id}:{batch.batch_id}"
+        unit_id = unit_id_for(batch.job_id, batch.batch_id)
         script_keys = [keys.batch_key(batch.batch_id), keys.job_key(batch.job_id), keys.unit_key(unit_id)]
         args: list[str | int] = [
             ",".join(allowed),

@@ -18,9 +18,14 @@ import redis
 from workers import keys
 from workers.jobs.scripts import load_script
 
-__all__ = ["OutcomeStore", "STATUSES"]
+__all__ = ["OutcomeStore", "STATUSES", "unit_id_for"]
 
 STATUSES = ("enriched", "not_found", "rejected", "duplicate", "failed")
+
+
+def unit_id_for(job_id: str, name: str) -> str:
+    """The id of a unit of outcomes: a job's batch (``name`` = batch id) or a segment's rejects (segment id)."""
+    return f"{job_id}:{name}"
 
 
 class OutcomeStore:

@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 
 from dropcontact.records import CORRELATION_FIELD
-from workers.jobs.batches import Batch, BatchState
+from workers.jobs.batches import OPEN_STATES, Batch, BatchState
+from workers.jobs.outcomes import unit_id_for
 from workers.pipeline import followup
 from workers.pipeline.finish import finish_if_complete
 from workers.pipeline.followup import Followup
@@ -16,9 +17,6 @@ from workers.runtime import Runtime
 __all__ = ["close_batch", "fail_batch", "index_of", "redeliver_unit"]
 
 _log = structlog.get_logger(__name__)
-
-# Any state a batch can be failed from: everything before it is closed.
-_OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
 
 
 def index_of(record: dict[str, Any]) -> int:
@@ -55,7 +53,7 @@ def close_batch(
     )
     if not applied:
         return redeliver_unit(rt, batch)
-    unit_id = f"{batch.job_id}:{batch.batch_id}"
+    unit_id = unit_id_for(batch.job_id, batch.batch_id)
     return [followup.deliver(batch.job_id, unit_id, name) for name in destinations] + finish_if_complete(
         rt, batch.job_id
     )
@@ -63,7 +61,7 @@ def close_batch(
 
 def redeliver_unit(rt: Runtime, batch: Batch) -> list[Followup]:
     """After a crash between closing a batch and sending its deliveries: send those not yet counted."""
-    unit_id = f"{batch.job_id}:{batch.batch_id}"
+    unit_id = unit_id_for(batch.job_id, batch.batch_id)
     options = rt.ledger.options(batch.job_id)
     pending = [
         name for name in rt.destinations.names_for(options) if not rt.outcomes.is_delivered(batch.job_id, unit_id, name)
@@ -88,4 +86,4 @@ def fail_batch(rt: Runtime, batch: Batch, reason: str) -> list[Followup]:
         for record in records
     ]
     _log.warning("batch_failed", job_id=batch.job_id, batch_id=batch.batch_id, records=len(records), reason=reason)
-    return close_batch(rt, batch, outcomes, allowed=_OPEN_STATES, final=BatchState.FAILED, reason=reason)
+    return close_batch(rt, batch, outcomes, allowed=OPEN_STATES, final=BatchState.FAILED, reason=reason)

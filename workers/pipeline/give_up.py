@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from workers.jobs.batches import BatchState
+from workers.jobs.batches import OPEN_STATES
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.finish import finish_if_complete
 from workers.pipeline.followup import Followup
@@ -23,7 +23,6 @@ __all__ = ["give_up"]
 _log = structlog.get_logger(__name__)
 
 _BATCH_TASKS = ("dropq.submit", "dropq.poll", "dropq.sink")
-_OPEN = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
 
 
 def give_up(rt: Runtime, task_name: str, kwargs: dict[str, Any], exc: BaseException) -> list[Followup]:
@@ -36,7 +35,7 @@ def give_up(rt: Runtime, task_name: str, kwargs: dict[str, Any], exc: BaseExcept
     _log.error("task_gave_up", task=task_name, error=type(exc).__name__, reason=reason)
     if task_name in _BATCH_TASKS and isinstance(kwargs.get("batch_id"), str):
         batch = rt.batches.get(kwargs["batch_id"])
-        if batch is not None and batch.state in _OPEN:
+        if batch is not None and batch.state in OPEN_STATES:
             return fail_batch(rt, batch, reason)
     if task_name == "dropq.deliver" and all(isinstance(kwargs.get(k), str) for k in ("job_id", "unit_id")):
         rt.outcomes.mark_delivered(kwargs["job_id"], kwargs["unit_id"], str(kwargs.get("destination")), gave_up=True)

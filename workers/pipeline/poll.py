@@ -12,12 +12,13 @@ import structlog
 from dropcontact.client import FetchState
 from dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
 from workers.jobs.batches import Batch, BatchState, TransitionRefused
+from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
 from workers.pipeline import followup
 from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
 from workers.pipeline.followup import Followup
 from workers.pipeline.results import accept_results
-from workers.pipeline.submit import AUTH_FAILED_REASON, INLINE_WAIT_MS
+from workers.pipeline.submit import AUTH_FAILED_REASON
 from workers.runtime import Runtime
 
 __all__ = ["poll_batch"]
@@ -38,7 +39,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if current is None:
         return []
     seq = current
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
         return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)

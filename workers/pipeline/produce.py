@@ -27,6 +27,7 @@ import structlog
 
 from dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
 from workers.jobs.batches import SegmentCommit
+from workers.jobs.outcomes import unit_id_for
 from workers.jobs.parked import ParkedPart, ParkedParts
 from workers.jobs.seen import SeenRecords
 from workers.pipeline import followup
@@ -64,11 +65,6 @@ class _Segment:
 def _windows(items: Iterator[PreparedRecord | Rejection], size: int) -> Iterator[list[PreparedRecord | Rejection]]:
     while window := list(islice(items, size)):
         yield window
-
-
-def _input_of(raw: Any) -> Any:
-    # Rejected rows are reported with their input, as given (it came through JSON, so it is JSON).
-    return raw
 
 
 def produce_part(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
@@ -140,7 +136,7 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
         if batch_id:
             followups.append(followup.submit(batch_id, seq=0))
         if current.outcomes:
-            unit_id = f"{job_id}:{segment_id}"
+            unit_id = unit_id_for(job_id, segment_id)
             followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
 
     for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
@@ -189,7 +185,8 @@ def _outcome(
         "status": status,
         "reason": reason,
         "record": None,
-        "input": _input_of(raw),
+        # Rejected rows are reported with their input as given (it came through JSON, so it is JSON).
+        "input": raw,
     }
     if rule is not None:
         outcome["rule"] = str(rule)

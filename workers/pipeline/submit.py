@@ -31,6 +31,7 @@ from dropcontact.errors import (
 )
 from workers.jobs.batches import Batch, BatchState, TransitionRefused
 from workers.limiter.gcra import Decision
+from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
 from workers.pipeline import followup
 from workers.pipeline.chain import claim_message
 from workers.pipeline.closing import fail_batch
@@ -43,8 +44,6 @@ __all__ = ["submit_batch", "AUTH_FAILED_REASON"]
 _log = structlog.get_logger(__name__)
 
 AUTH_FAILED_REASON = "the API refused the access token (401): check DROPCONTACT_API_KEY"
-# Waits shorter than this are slept inline rather than sent through the broker.
-INLINE_WAIT_MS = 250
 # Answers of the gateway in front of the API after the request reached it: the origin may have taken it.
 _GATEWAY_STATUSES = (502, 504, 524)
 # The lease covers the POST's connect and read timeouts plus this margin.
@@ -82,7 +81,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         credit = rt.credits.check_submit(batch.count)
     if not credit.allowed:
         return _requeue(batch, credit)
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
@@ -137,7 +136,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
 
 
 def _recheck_balance(rt: Runtime) -> None:
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=INLINE_WAIT_MS)
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
         return
     try:
