@@ -75,11 +75,12 @@ def test_without_now_the_scripts_use_the_redis_clock(redis_client: redis.Redis) 
     after_us = time.time() * 1e6
     assert grant.decision == Decision(True, 0)
     assert before_us - 50_000 <= grant.clock_us <= after_us + 50_000
+    # Real time passes between the calls (more on a loaded machine): bounds by what can't be exceeded.
     refused = limiter.acquire()
-    assert not refused.allowed and 90 <= refused.retry_after_ms <= 104
+    assert not refused.allowed and 0 < refused.retry_after_ms <= 104
     assert limiter.report_429(retry_after_s=2.5) == 2_500
-    assert 2_400 <= limiter.acquire().retry_after_ms <= 2_500
-    assert 700_000 <= limiter.state().factor_ppm <= 710_000  # recovering since the 429
+    assert 1_500 <= limiter.acquire().retry_after_ms <= 2_500
+    assert 700_000 <= limiter.state().factor_ppm <= 740_000  # recovering since the 429
 
 
 def test_racing_threads_get_exactly_the_capacity(redis_client: redis.Redis, redis_url: str) -> None:
