@@ -35,6 +35,9 @@ DEFAULT_PROCESSING_MIN_S = 10.0
 DEFAULT_PROCESSING_MAX_S = 60.0
 # Results are kept 30 days.
 DEFAULT_RETENTION_S = 30 * 24 * 3600.0
+# Results of at most this many batches are kept (about 0.1 MB each at 250 records): a sandbox left
+# running for days stays within a few hundred MB; older ones answer like expired ones.
+DEFAULT_MAX_KEPT_BATCHES = 5_000
 # Share of enrichments that find no email (refunded); about what real B2B lists give.
 DEFAULT_NO_EMAIL_PROBABILITY = 0.2
 # Share of records that come back with phone numbers.
@@ -116,6 +119,7 @@ class SandboxConfig:
     processing_min_s: float = _knob(DEFAULT_PROCESSING_MIN_S, _parse_float, "shortest processing time of a batch")
     processing_max_s: float = _knob(DEFAULT_PROCESSING_MAX_S, _parse_float, "longest processing time of a batch")
     retention_s: float = _knob(DEFAULT_RETENTION_S, _parse_float, "how long results can be fetched")
+    max_kept_batches: int = _knob(DEFAULT_MAX_KEPT_BATCHES, _parse_int, "batches whose results are kept, the newest")
     no_email_probability: float = _knob(DEFAULT_NO_EMAIL_PROBABILITY, _parse_float, "share of records with no email")
     phone_probability: float = _knob(DEFAULT_PHONE_PROBABILITY, _parse_float, "share of records given phones")
     error_probability: float = _knob(0.0, _parse_float, "probability of a 5xx/524 answer")

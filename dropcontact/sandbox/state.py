@@ -214,7 +214,8 @@ class SandboxState:
                 self._finish(batch)
         while self._by_age:
             batch = self._batches.get(self._by_age[0])
-            if batch is not None and now < batch.expires_at:
+            is_over_cap = len(self._batches) > self.config.max_kept_batches
+            if batch is not None and now < batch.expires_at and not is_over_cap:
                 break
             self._by_age.popleft()
             if batch is not None:

@@ -140,3 +140,11 @@ def test_read_submission_checks_count_before_size() -> None:
     refusal = read_submission(json.dumps({"data": [big] * 251}).encode(), {})
     assert isinstance(refusal, Refusal)
     assert b"Too many records" in refusal.body
+
+
+def test_only_the_newest_batches_are_kept_past_the_cap() -> None:
+    """Past max_kept_batches, the oldest batch's results go and its id answers like an expired one."""
+    state = SandboxState(CONFIG.replace(max_kept_batches=2), now=0.0)
+    ids = [_request_id(state, [FOUND], now=float(i)) for i in range(3)]
+    assert state.fetch(ids[0], now=20.0).body == NOT_READY
+    assert b'"success":true' in state.fetch(ids[2], now=20.0).body
