@@ -1,14 +1,16 @@
 # The two commands of the README, and the pieces of the check. Each target makes
 # its own virtual environment in .venv from PyPI; nothing else is needed.
-PYTHON ?= python3
+# The newest Python 3.11+ on PATH that runs (python3 may be older where several are installed).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types contracts unit clean
+.PHONY: demo test lint types contracts unit clean
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dropq needs Python 3.11 or newer")'
+	@test -n "$(PYTHON)" || { echo "dropq needs Python 3.11 or newer on PATH (python3.11, python3.12, ...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
