@@ -14,7 +14,7 @@ from tests.support.processes import client_app
 def test_a_job_accounts_for_every_record(start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path) -> None:
     """Thousands of records with invalid rows and duplicates: every one comes back once, with a status."""
     # Given
-    start_worker(worker_env(redis_url, sandbox, tmp_path), concurrency=4)
+    worker = start_worker(worker_env(redis_url, sandbox, tmp_path), concurrency=4)
     contacts = make_contacts(3000, invalid_every=37, duplicate_every=23)
     app = client_app(redis_url)
     # When
@@ -41,3 +41,8 @@ def test_a_job_accounts_for_every_record(start_worker: Any, redis_url: str, sand
     stats = sandbox.stats()
     assert stats["duplicate_records_posted"] == 0
     assert stats["batches_received"] == status.batches_submitted == status.batches
+    # Every poll's summary line carries the job and the API's request id.
+    worker.stop()
+    events = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
+    polls = [e for e in events if e.get("event") == "task_finished" and e.get("task_name") == "dropq.poll"]
+    assert polls and all(e.get("job_id") == "acct-1" and e.get("request_id") for e in polls)

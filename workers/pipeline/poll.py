@@ -35,6 +35,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     batch = rt.batches.get(batch_id)
     if batch is None or batch.state is not BatchState.SUBMITTED:
         return []
+    structlog.contextvars.bind_contextvars(job_id=batch.job_id, request_id=batch.request_id)
     current = claim_message(rt, batch, seq)
     if current is None:
         return []

@@ -63,6 +63,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     batch = rt.batches.get(batch_id)
     if batch is None or batch.state not in (BatchState.PENDING, BatchState.POSTING):
         return []
+    structlog.contextvars.bind_contextvars(job_id=batch.job_id)
     current = claim_message(rt, batch, seq)
     if current is None:
         return []
@@ -106,6 +107,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         )
     except DropcontactError as exc:
         return _on_error(rt, rt.batches.get(batch_id) or batch, claimed, exc)
+    structlog.contextvars.bind_contextvars(request_id=answer.request_id)
     # The window closes here: from now on a redelivered message finds the request id.
     polled = rt.batches.transition(
         batch_id,
