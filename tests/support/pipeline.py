@@ -65,3 +65,17 @@ def read_stream(redis_url: str, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(fields["o"]) for _, fields in entries]
     finally:
         client.close()
+
+
+def add_destination(env: dict[str, str], name: str, kind: str, **options: object) -> None:
+    """Append ``[destinations.{name}]`` to the destination file of a ``worker_env`` environment."""
+    config = Path(env["DROPQ_DESTINATIONS"])
+    lines = [f"\n[destinations.{name}]", f"type = {json.dumps(kind)}"]
+    for key, value in options.items():
+        if isinstance(value, dict):
+            pairs = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{key} = {{ {pairs} }}")
+        else:
+            # JSON strings and numbers are valid TOML values.
+            lines.append(f"{key} = {json.dumps(value)}")
+    config.write_text(config.read_text() + "\n".join(lines) + "\n")

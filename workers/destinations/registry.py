@@ -9,6 +9,8 @@ from config.destinations import DestinationsConfig
 from workers.destinations.base import Destination, DestinationError
 from workers.destinations.callback import CALLBACK_NAME, CallbackDestination
 from workers.destinations.files import CsvDestination, JsonlDestination
+from workers.destinations.http import HttpDestination
+from workers.destinations.postgres import PostgresDestination
 from workers.destinations.stream import StreamDestination
 from workers.jobs.options import JobOptions
 
@@ -36,6 +38,11 @@ class DestinationRegistry:
                 self._named[name] = CsvDestination(name, entry.options.get("directory", "out"))
             elif entry.type == "stream":
                 self._named[name] = StreamDestination(client, ttl_s, name=name)
+            elif entry.type == "postgres":
+                self._named[name] = PostgresDestination(name, entry.secrets["dsn"], entry.options["table"])
+            elif entry.type == "http":
+                headers = {**entry.options["headers"], **entry.secrets}
+                self._named[name] = HttpDestination(name, entry.options["url"], headers, entry.options["timeout_s"])
 
     def names_for(self, options: JobOptions) -> tuple[str, ...]:
         """The destination names of a job: those it asked for (or the default), plus its callback.
