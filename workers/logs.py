@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from celery import signals
 
+from config.destinations import DestinationConfigError, load_destinations
 from config.settings import Settings
 
 __all__ = ["install", "configure_logging", "SecretScrubber", "bind_task_context", "REDACTED"]
@@ -61,6 +62,15 @@ class SecretScrubber:
         return event_dict
 
 
+def _destination_secrets(settings: Settings) -> list[str]:
+    """The DSNs and header values of the destination file, to scrub like the API key (none if it can't load)."""
+    try:
+        config = load_destinations(settings.destinations_path)
+    except DestinationConfigError:
+        return []  # the runtime reports the bad file when it loads it
+    return [secret for entry in config.destinations.values() for secret in entry.secrets.values()]
+
+
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """Configure structlog and the standard library logging for this process.
 
@@ -71,7 +81,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     out = stream or sys.stderr
     level = getattr(logging, settings.log_level.upper())
     is_json = settings.log_format == "json" or (settings.log_format == "auto" and not _is_tty(out))
-    scrubber = SecretScrubber([settings.api_key])
+    scrubber = SecretScrubber([settings.api_key, *_destination_secrets(settings)])
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -58,3 +58,18 @@ def test_console_lines_scrub_tracebacks_too() -> None:
         structlog.reset_defaults()
     assert "call_failed" in stream.getvalue()
     assert "secret-key-42" not in stream.getvalue()
+
+
+def test_destination_secrets_are_scrubbed_like_the_api_key(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A DSN read from the destination file's environment variable never shows in a log line."""
+    config = tmp_path / "destinations.toml"
+    config.write_text('[destinations.pg]\ntype = "postgres"\ndsn_env = "TEST_PG_DSN"\n')
+    monkeypatch.setenv("TEST_PG_DSN", "postgresql://app:hunter2-secret@db/crm")
+    stream = io.StringIO()
+    configure_logging(from_env({"DROPQ_DESTINATIONS": str(config), "DROPQ_LOG_FORMAT": "json"}), stream=stream)
+    try:
+        structlog.get_logger("t").warning("db_down", dsn="postgresql://app:hunter2-secret@db/crm")
+    finally:
+        structlog.reset_defaults()
+    assert "db_down" in stream.getvalue()
+    assert "hunter2-secret" not in stream.getvalue()
