@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from dropcontact.sandbox.server import bind_socket
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import add_destination, read_stream, wait_for_job, worker_env
 from tests.support.processes import WorkerProcess, client_app
+from tests.support.sandbox import serve_posts
 from workers.destinations.base import DestinationError
 from workers.destinations.http import HttpDestination
 from workers.jobs.ledger import JobStatus
@@ -57,18 +53,9 @@ def receiver() -> Iterator[Receiver]:
     async def receive(request: Request) -> Response:
         return Response(status_code=got.answer(json.loads(await request.body()), dict(request.headers)))
 
-    app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
-    sock = bind_socket("127.0.0.1", 0)
-    got.url = f"http://127.0.0.1:{sock.getsockname()[1]}/outcomes"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    yield got
-    server.should_exit = True
-    thread.join(5)
+    with serve_posts(receive) as base_url:
+        got.url = f"{base_url}/outcomes"
+        yield got
 
 
 def _run_job(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -33,6 +34,7 @@ __all__ = [
     "sandbox_server",
     "sandbox",
     "webhook_sink",
+    "serve_posts",
     "post_batch",
     "get_results",
     "wait_for_results",
@@ -103,18 +105,27 @@ def webhook_sink() -> Iterator[WebhookSink]:
         sink.record(json.loads(await request.body()))
         return Response(status_code=sink.status)
 
+    with serve_posts(receive) as base_url:
+        sink.url = f"{base_url}/hook"
+        yield sink
+
+
+@contextmanager
+def serve_posts(receive: Callable[[Request], Awaitable[Response]]) -> Iterator[str]:
+    """Serve ``receive`` for POSTs to any path, on a free port, from a thread; yields the base URL."""
     app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
     sock = bind_socket("127.0.0.1", 0)
-    sink.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, log_config=None, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
-    yield sink
-    server.should_exit = True
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
 
 
 def post_batch(server: SandboxServer, body: object, **headers: str) -> requests.Response:
