@@ -19,10 +19,19 @@ from types import TracebackType
 
 import redis
 
-__all__ = ["EmbeddedRedis", "find_redis_server", "is_redis_reachable", "free_port", "RedisNotFoundError"]
+__all__ = [
+    "EmbeddedRedis",
+    "find_redis_server",
+    "is_redis_reachable",
+    "free_port",
+    "stop_process",
+    "RedisNotFoundError",
+]
 
 # How long a fresh redis-server may take to answer PING.
 _START_TIMEOUT_S = 10.0
+# How long it may take to exit after SIGTERM before it is killed.
+_STOP_TIMEOUT_S = 5.0
 
 
 class RedisNotFoundError(RuntimeError):
@@ -34,6 +43,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Terminate a process, and kill it if it has not exited after ``timeout_s``.
+
+    Returns:
+        True when it exited by itself after the terminate.
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return True
 
 
 def find_redis_server() -> str:
@@ -128,12 +153,7 @@ class EmbeddedRedis:
     def stop(self) -> None:
         """Stop the server and remove its folder if it made one."""
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, _STOP_TIMEOUT_S)
             self._process = None
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)

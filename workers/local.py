@@ -36,7 +36,7 @@ from celery import Celery
 from config.celeryconfig import WORKER_QUEUES
 from config.settings import Settings
 from dropcontact.sandbox.config import SandboxConfig, env_name
-from workers.embedded import EmbeddedRedis, free_port, is_redis_reachable
+from workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
 
 __all__ = ["LocalStack", "LocalStackError", "SANDBOX_LOCAL_DEFAULTS", "LOCAL_POLLING", "client_app"]
 
@@ -44,6 +44,8 @@ __all__ = ["LocalStack", "LocalStackError", "SANDBOX_LOCAL_DEFAULTS", "LOCAL_POL
 _WORKER_START_TIMEOUT_S = 60.0
 # How long the sandbox subprocess may take to serve.
 _SANDBOX_START_TIMEOUT_S = 20.0
+# How long the sandbox may take to exit after SIGTERM before it is killed.
+_SANDBOX_STOP_TIMEOUT_S = 10.0
 # A one-off run's sandbox: a batch takes 0.5 to 2 s (the real API takes 10 to 60 s), always the same draws.
 SANDBOX_LOCAL_DEFAULTS: dict[str, str] = {"processing_min_s": "0.5", "processing_max_s": "2", "seed": "7"}
 # Poll a fast sandbox soon and often; each is a default the environment can override.
@@ -252,12 +254,7 @@ class LocalStack:
             self._redis.stop()
             self._redis = None
         if self._sandbox is not None:
-            self._sandbox.terminate()
-            try:
-                self._sandbox.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._sandbox.kill()
-                self._sandbox.wait()
+            stop_process(self._sandbox, _SANDBOX_STOP_TIMEOUT_S)
             self._sandbox = None
         if clean:
             for log in self._logs:
