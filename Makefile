@@ -7,13 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit clean
+.PHONY: demo test lint types contracts unit constraints namespace clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "dropq needs Python 3.11 or newer on PATH (python3.11, python3.12, ...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,11 +26,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-types: $(STAMP)
+# mypy and import-linter read the package through build/namespace (see .ci/namespace_view.py).
+namespace:
+	$(PYTHON) .ci/namespace_view.py
+
+types: $(STAMP) namespace
 	$(BIN)/mypy
 
-contracts: $(STAMP)
-	$(BIN)/lint-imports
+contracts: $(STAMP) namespace
+	cd build/namespace && $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+
+# Re-resolve the newest versions pyproject.toml allows, into constraints.txt (then run make test).
+constraints:
+	rm -rf build/resolve && $(PYTHON) -m venv build/resolve
+	build/resolve/bin/python -m pip install --quiet '.[dev]'
+	{ sed -n '1,2p' constraints.txt; build/resolve/bin/python -m pip freeze --exclude-editable | grep -v '^dropq'; } > constraints.new
+	mv constraints.new constraints.txt
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

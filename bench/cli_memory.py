@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workers.embedded import free_port
+from dropq.workers.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -44,7 +44,7 @@ import atexit, resource, sys
 path = sys.argv.pop(1)
 atexit.register(lambda: open(path, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
 sys.argv[0] = "dropq"
-from workers.cli import main
+from dropq.cli import main
 main()
 """
 

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 
-from dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
-from workers.embedded import EmbeddedRedis  # noqa: E402
+from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.workers.embedded import EmbeddedRedis  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "bench-limiter-key"

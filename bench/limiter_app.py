@@ -17,8 +17,8 @@ import redis
 import requests
 from celery import Celery, Task
 
-from workers import keys
-from workers.limiter import CreditGuard, RateLimiter, RedisStore, plan_wait
+from dropq.workers import keys
+from dropq.workers.limiter import CreditGuard, RateLimiter, RedisStore
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SANDBOX_URL = os.environ.get("BENCH_SANDBOX_URL", "http://127.0.0.1:8090")
@@ -72,8 +72,8 @@ def dropq_get(self: Task, waits: int = 0) -> int:
     """One GET through dropq's shared limiter; waiting re-enqueues with a countdown, never a failure retry."""
     decision = _limiter().acquire_waiting()
     if not decision.allowed:
-        plan = plan_wait(decision)
-        raise self.retry(countdown=plan.countdown_s, kwargs={"waits": waits + 1}, max_retries=None)
+        countdown_s = max(1, math.ceil(decision.retry_after_ms / 1000))
+        raise self.retry(countdown=countdown_s, kwargs={"waits": waits + 1}, max_retries=None)
     response = _session().get(f"{SANDBOX_URL}/v1/account/credits", timeout=TIMEOUT_S)
     if response.status_code == 429:
         cooldown_ms = _limiter().report_429(_retry_after_s(response))

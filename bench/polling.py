@@ -53,14 +53,14 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from dropcontact.backoff import PollSchedule  # noqa: E402
-from dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.dropcontact.backoff import PollSchedule  # noqa: E402
+from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.workers import keys  # noqa: E402
+from dropq.workers.embedded import EmbeddedRedis, free_port  # noqa: E402
+from dropq.workers.jobs.ledger import JobLedger  # noqa: E402
 from tests.support.contacts import make_contacts  # noqa: E402
 from tests.support.pipeline import worker_env  # noqa: E402
 from tests.support.processes import WorkerProcess, client_app  # noqa: E402
-from workers import keys  # noqa: E402
-from workers.embedded import EmbeddedRedis, free_port  # noqa: E402
-from workers.jobs.ledger import JobLedger  # noqa: E402
 
 API_KEY = "bench-polling-key"
 SEED = 7
@@ -226,7 +226,7 @@ def _receiver(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
     """A ``dropq webhooks`` process on 127.0.0.1:port, until the block ends."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "webhooks", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "dropq", "webhooks", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -252,7 +252,11 @@ def _send_jobs(redis_url: str, prefix: str, count: int, records: int) -> list[st
     try:
         for i, job_id in enumerate(job_ids):
             contacts = make_contacts(records, seed=i)
-            app.send_task("dropq.enrich", kwargs={"contacts": contacts, "job_id": job_id, "destinations": ["jsonl"]})
+            app.send_task(
+                "dropq.enrich",
+                queue="dropq.produce",
+                kwargs={"contacts": contacts, "job_id": job_id, "destinations": ["jsonl"]},
+            )
     finally:
         app.close()
     return job_ids

@@ -5,7 +5,7 @@ Run it from the repository root::
     .venv/bin/python bench/sandbox_throughput.py            # 10 s, 4 client processes
     .venv/bin/python bench/sandbox_throughput.py --duration 5 --clients 3 --gets-per-post 3
 
-It starts ``python -m dropcontact.sandbox`` in a subprocess pinned to one core
+It starts ``python -m dropq.dropcontact.sandbox`` in a subprocess pinned to one core
 (``os.sched_setaffinity``; core 0), with the rate limit lifted and batches
 processed in 0.05-0.2 s, then hammers it from client processes pinned to the
 other cores: each loop POSTs a 250-record batch (distinct names, custom_fields
@@ -131,7 +131,7 @@ def main() -> None:
     }
     pinned = hasattr(os, "sched_setaffinity") and SERVER_CORE in os.sched_getaffinity(0)
     server = subprocess.Popen(
-        [sys.executable, "-m", "dropcontact.sandbox"],
+        [sys.executable, "-m", "dropq.dropcontact.sandbox"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -46,12 +46,12 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.workers.embedded import EmbeddedRedis  # noqa: E402
+from dropq.workers.jobs.ledger import JobLedger  # noqa: E402
 from tests.support.contacts import make_contacts  # noqa: E402
 from tests.support.pipeline import worker_env  # noqa: E402
 from tests.support.processes import WorkerProcess, client_app  # noqa: E402
-from workers.embedded import EmbeddedRedis  # noqa: E402
-from workers.jobs.ledger import JobLedger  # noqa: E402
 
 API_KEY = "bench-saturation-key"
 # The API's limit, requests per second, on the sandbox and in dropq's limiter.
@@ -159,7 +159,7 @@ def _send_job(redis_url: str, job_id: str, records: int) -> None:
             part = contacts[offset : offset + PART_SIZE]
             final = offset + PART_SIZE >= records
             kwargs = {"contacts": part, "job_id": job_id, "offset": offset, "final": final, "destinations": ["jsonl"]}
-            app.send_task("dropq.enrich", kwargs=kwargs)
+            app.send_task("dropq.enrich", queue="dropq.produce", kwargs=kwargs)
     finally:
         app.close()
 

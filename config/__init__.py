@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from config.settings import Settings, SettingsError, from_env
+from dropq.config.settings import Settings, SettingsError, from_env
 
 __all__ = ["Settings", "SettingsError", "from_env"]

@@ -1,6 +1,10 @@
 """The Celery configuration dropq runs with, built from ``Settings``.
 
-JSON only, late acknowledgement, one queue per stage routed by task name, and a
+JSON only, late acknowledgement, one queue per stage routed by task name and
+declared, so that a plain ``celery -A dropq worker`` consumes every dropq queue
+and nothing else (a broker shared with other applications keeps their
+messages: Celery's default ``celery`` queue is theirs unless
+``DROPQ_CONSUME_DEFAULT_QUEUE`` says the broker is dropq's alone), and a
 broker visibility timeout well above the longest countdown any task uses (a
 Redis broker redelivers an unacknowledged message after that timeout, and a
 countdown task stays unacknowledged while it waits).
@@ -10,12 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.settings import Settings
+from dropq.config.settings import Settings
 
 __all__ = [
     "QUEUES",
+    "DEFAULT_CELERY_QUEUE",
+    "CALLER_ROUTES",
     "TASK_MODULES",
-    "WORKER_QUEUES",
+    "consumed_queues",
     "ROUTES",
     "MAX_COUNTDOWN_S",
     "max_countdown_s",
@@ -25,13 +31,12 @@ __all__ = [
 
 QUEUES: tuple[str, ...] = ("dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink")
 
-# Another application's send_task("dropq.enrich") without a queue lands on Celery's default
-# queue, "celery": workers listen there too so the documented call works as written.
+# Celery's default queue: a send_task("dropq.enrich") with no queue and no route lands here. On a
+# shared broker it holds other applications' messages, so dropq consumes it only when told to.
 DEFAULT_CELERY_QUEUE = "celery"
-WORKER_QUEUES: tuple[str, ...] = (*QUEUES, DEFAULT_CELERY_QUEUE)
 
 # Modules a worker imports to register the dropq.* tasks.
-TASK_MODULES: tuple[str, ...] = ("tasks.health", "tasks.enrich", "tasks.stages")
+TASK_MODULES: tuple[str, ...] = ("dropq.tasks.health", "dropq.tasks.enrich", "dropq.tasks.stages")
 
 # Task name -> queue. The public entry point shares the produce queue.
 ROUTES: dict[str, dict[str, str]] = {
@@ -44,6 +49,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "dropq.deliver": {"queue": "dropq.sink"},
     "dropq.finish": {"queue": "dropq.sink"},
 }
+
+# What another application adds to its own config (task_routes) to reach dropq by task name alone.
+CALLER_ROUTES: dict[str, dict[str, str]] = {"dropq.*": {"queue": QUEUES[0]}}
 
 # No task ever re-enqueues itself further ahead than this...
 MAX_COUNTDOWN_S = 600
@@ -72,6 +80,11 @@ def stall_after_ms(settings: Settings) -> int:
     A live chain of messages handles its batch at least once per longest countdown; twice that means it is gone.
     """
     return int(_STALL_FACTOR * max_countdown_s(settings) * 1000)
+
+
+def consumed_queues(settings: Settings) -> tuple[str, ...]:
+    """The queues a dropq worker consumes: its own, plus Celery's default on a broker that is dropq's alone."""
+    return (*QUEUES, DEFAULT_CELERY_QUEUE) if settings.consume_default_queue else QUEUES
 
 
 def build_celery_config(settings: Settings) -> dict[str, Any]:
@@ -114,7 +127,10 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Declared queues are what a worker started without -Q consumes (see workers/queues.py).
+        "task_queues": {name: {"exchange": name, "routing_key": name} for name in consumed_queues(settings)},
         "task_default_queue": QUEUES[0],
+        # A callback's queue belongs to the caller: sending to it must work without declaring it here.
         "task_create_missing_queues": True,
         "task_routes": ROUTES,
         # Flower sees every task: sent, received, started, succeeded, retried, failed.

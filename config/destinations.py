@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dropq.errors import DropqError
+
 __all__ = ["DestinationConfig", "DestinationsConfig", "DestinationConfigError", "load_destinations", "TYPES"]
 
 TYPES = ("jsonl", "csv", "stream", "postgres", "http")
@@ -65,7 +67,7 @@ _OPTIONS = {
 POSTGRES_EXTRA_HINT = "pip install 'dropq[postgres]'"
 
 
-class DestinationConfigError(ValueError):
+class DestinationConfigError(DropqError, ValueError):
     """The destination file cannot be used; the message names the file, the entry and the rule."""
 
 

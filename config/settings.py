@@ -13,9 +13,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS"]
+# Facts of the API (its URL, timings, client timeouts) are defined once, by the API package.
+from dropq.dropcontact.backoff import (
+    DEFAULT_POLL_BASE_S,
+    DEFAULT_POLL_CAP_S,
+    DEFAULT_POLL_FACTOR,
+    DEFAULT_POLL_FIRST_S,
+    DEFAULT_POLL_MAX_AGE_S,
+)
+from dropq.dropcontact.client import DEFAULT_BASE_URL as DEFAULT_API_URL
+from dropq.dropcontact.client import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
+from dropq.errors import InvalidValueError
 
-DEFAULT_API_URL = "https://api.dropcontact.com"
+__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS", "DEFAULT_API_URL"]
+
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # The API allows 60 requests per second per account, POSTs and GETs together.
 DEFAULT_RATE_LIMIT = 60.0
@@ -23,20 +34,6 @@ DEFAULT_RATE_LIMIT = 60.0
 # their grant order still keep every second at the server within the limit.
 DEFAULT_RATE_MARGIN = 0.97
 DEFAULT_DESTINATIONS = "config/destinations.toml"
-# The API takes 10 to 60 s per batch, up to 3 min (see dropcontact/backoff.py and bench/polling.py):
-# a first look at 32-40 s (jitter under the cap) and a second ~20 s later catch most batches...
-DEFAULT_POLL_FIRST_S = 40.0
-# ...backoff between polls grows from this base...
-DEFAULT_POLL_BASE_S = 20.0
-# ...by this factor per poll, for the slow tail...
-DEFAULT_POLL_FACTOR = 1.2
-# ...and never waits more than this between two polls (GETs ~0.93x, delay ~0.93x polling every 30 s).
-DEFAULT_POLL_CAP_S = 40.0
-# After this age a batch is fetched once with forceResults=true (the docs' worst case is 3 min).
-DEFAULT_POLL_MAX_AGE_S = 900.0
-# requests has no default timeout; a call without one can hold a worker forever.
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
-DEFAULT_READ_TIMEOUT_S = 30.0
 # Finished jobs' ledgers and bulk data stay this long in Redis (results are kept 30 days by the API).
 DEFAULT_JOB_TTL_S = 7 * 24 * 3600
 # Retries allowed for real errors (5xx, timeouts) per task; waiting never uses them.
@@ -53,17 +50,8 @@ DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 DEFAULT_WEBHOOK_PORT = 8081
 
 
-class SettingsError(ValueError):
-    """A variable of the environment holds a value dropq cannot use."""
-
-    def __init__(self, variable: str, value: str, expected: str) -> None:
-        super().__init__(f"{variable} must be {expected}, got {value!r}")
-        self.variable = variable
-        self.value = value
-        self.expected = expected
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.variable, self.value, self.expected))
+class SettingsError(InvalidValueError):
+    """A variable of the environment holds a value dropq cannot use (``name`` is the variable)."""
 
 
 def _positive_float(variable: str, raw: str) -> float:
@@ -116,6 +104,16 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
         return raw.rstrip("/") if scheme.startswith("http") else raw
 
     return parse
+
+
+def _flag(variable: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered not in _FLAG_WORDS:
+        raise SettingsError(variable, raw, "one of " + ", ".join(sorted(_FLAG_WORDS)))
+    return _FLAG_WORDS[lowered]
+
+
+_FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _text(variable: str, raw: str) -> str:
@@ -177,6 +175,9 @@ class Settings:
         "DROPQ_VISIBILITY_TIMEOUT_S", _positive_int, DEFAULT_VISIBILITY_TIMEOUT_S, "broker redelivery timeout"
     )
     job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
+    consume_default_queue: bool = _var(
+        "DROPQ_CONSUME_DEFAULT_QUEUE", _flag, False, "consume Celery's default queue (a broker for dropq alone)"
+    )
     log_level: str = _var("DROPQ_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level")
     log_format: str = _var("DROPQ_LOG_FORMAT", _choice("auto", "json", "console"), "auto", "log renderer")
 

@@ -9,9 +9,9 @@ failures: ``errors``. ``dropcontact.sandbox`` is a local emulator of the API.
 
 from __future__ import annotations
 
-from dropcontact.batching import batch_payload, split_into_batches
-from dropcontact.client import DropcontactClient, FetchResult, FetchState, SubmitResult, Subscription
-from dropcontact.errors import (
+from dropq.dropcontact.batching import Segment, batch_payload, split_into_segments
+from dropq.dropcontact.client import DropcontactClient, FetchResult, FetchState, SubmitResult, Subscription
+from dropq.dropcontact.errors import (
     AccountError,
     AuthenticationError,
     DropcontactError,
@@ -25,8 +25,8 @@ from dropcontact.errors import (
     TransientError,
     UnexpectedResponseError,
 )
-from dropcontact.joining import JoinedRecord, JoinStatus, correlation_id_of, join_results
-from dropcontact.qualification import (
+from dropq.dropcontact.joining import JoinedRecord, JoinStatus, correlation_id_of, join_results
+from dropq.dropcontact.qualification import (
     EmailDomain,
     EmailKind,
     EmailResult,
@@ -35,7 +35,7 @@ from dropcontact.qualification import (
     parse_emails,
     parse_qualification,
 )
-from dropcontact.records import (
+from dropq.dropcontact.records import (
     CORRELATION_FIELD,
     MAX_BATCH_RECORDS,
     MAX_RECORD_BYTES,
@@ -65,7 +65,8 @@ __all__: list[str] = [
     "normalize_record",
     "validate_record",
     "identity_key",
-    "split_into_batches",
+    "split_into_segments",
+    "Segment",
     "batch_payload",
     "CORRELATION_FIELD",
     "MAX_BATCH_RECORDS",

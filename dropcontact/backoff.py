@@ -25,10 +25,28 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["PollSchedule", "RetrySchedule"]
+__all__ = [
+    "PollSchedule",
+    "RetrySchedule",
+    "DEFAULT_POLL_FIRST_S",
+    "DEFAULT_POLL_BASE_S",
+    "DEFAULT_POLL_FACTOR",
+    "DEFAULT_POLL_CAP_S",
+    "DEFAULT_POLL_MAX_AGE_S",
+]
 
 # Jitter spreads polls of batches submitted together, so they don't all land in one second.
 DEFAULT_JITTER = 0.2
+# The first look, between 32 and 40 s after submit (the cap clips the jitter; see above)...
+DEFAULT_POLL_FIRST_S = 40.0
+# ...then the delay between polls grows from this base...
+DEFAULT_POLL_BASE_S = 20.0
+# ...by this factor per poll, for the slow tail...
+DEFAULT_POLL_FACTOR = 1.2
+# ...and never waits more than this between two polls.
+DEFAULT_POLL_CAP_S = 40.0
+# After this age a batch is fetched once with forceResults=true (the docs' worst case is 3 min).
+DEFAULT_POLL_MAX_AGE_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +62,11 @@ class PollSchedule:
         jitter: the delay is multiplied by a factor drawn in ``[1 - jitter, 1 + jitter]``.
     """
 
-    first_s: float = 40.0
-    base_s: float = 20.0
-    factor: float = 1.2
-    cap_s: float = 40.0
-    max_age_s: float = 900.0
+    first_s: float = DEFAULT_POLL_FIRST_S
+    base_s: float = DEFAULT_POLL_BASE_S
+    factor: float = DEFAULT_POLL_FACTOR
+    cap_s: float = DEFAULT_POLL_CAP_S
+    max_age_s: float = DEFAULT_POLL_MAX_AGE_S
     jitter: float = DEFAULT_JITTER
 
     def delay_s(self, attempt: int, rng: random.Random) -> float:

@@ -32,9 +32,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from dropcontact.errors import DropcontactError, NetworkError, UnexpectedResponseError
-from dropcontact.records import MAX_BATCH_RECORDS, to_json_bytes
-from dropcontact.responses import (
+from dropq.dropcontact.errors import DropcontactError, NetworkError, UnexpectedResponseError
+from dropq.dropcontact.records import MAX_BATCH_RECORDS, to_json_bytes
+from dropq.dropcontact.responses import (
     FetchResult,
     FetchState,
     Route,

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from dropq.errors import DropqError
+
 __all__ = [
     "DropcontactError",
     "TransientError",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 
-class DropcontactError(Exception):
+class DropcontactError(DropqError):
     """Base of every error raised by the ``dropcontact`` package.
 
     Args:

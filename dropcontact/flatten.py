@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dropcontact.qualification import best_email, parse_emails
+from dropq.dropcontact.qualification import best_email, parse_emails
 
 __all__ = ["FLAT_COLUMNS", "REGISTRY_COLUMNS", "flatten_record", "flatten_outcome"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from dropcontact.qualification import EmailResult, best_email, parse_emails
-from dropcontact.records import CORRELATION_FIELD
+from dropq.dropcontact.qualification import EmailResult, best_email, parse_emails
+from dropq.dropcontact.records import CORRELATION_FIELD
 
 __all__ = ["JoinStatus", "JoinedRecord", "join_results", "correlation_id_of"]
 

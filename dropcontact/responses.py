@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
-from dropcontact.errors import (
+from dropq.dropcontact.errors import (
     AccountError,
     AuthenticationError,
     DropcontactError,

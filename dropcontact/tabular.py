@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dropcontact.flatten import FLAT_COLUMNS, REGISTRY_COLUMNS, flatten_outcome
-from dropcontact.records import INPUT_FIELDS, canonical_field
+from dropq.dropcontact.flatten import FLAT_COLUMNS, REGISTRY_COLUMNS, flatten_outcome
+from dropq.dropcontact.records import INPUT_FIELDS, canonical_field
+from dropq.errors import InvalidValueError
 
 __all__ = [
     "ColumnMappingError",
@@ -64,16 +65,8 @@ _RECORD_REF = re.compile(r"\brecord (\d+)\b")
 _IGNORE_VALUES = ("", "-", "none", "ignore")
 
 
-class ColumnMappingError(ValueError):
-    """A ``--map`` override cannot be used; the message names the override and the rule."""
-
-    def __init__(self, override: str, expected: str) -> None:
-        super().__init__(f"--map {override!r}: {expected}")
-        self.override = override
-        self.expected = expected
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.override, self.expected))
+class ColumnMappingError(InvalidValueError):
+    """A ``--map`` override cannot be used; the message shows the override and the rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +103,7 @@ def parse_map_overrides(specs: Iterable[str]) -> dict[str, str | None]:
     for spec in specs:
         column, sep, target = spec.partition("=")
         if not sep or not column.strip():
-            raise ColumnMappingError(spec, "expected COLUMN=FIELD, e.g. 'Société=company'")
+            raise ColumnMappingError("--map", spec, "COLUMN=FIELD, e.g. 'Société=company'")
         name = target.strip()
         if name.casefold() in _IGNORE_VALUES:
             overrides[column.strip()] = None
@@ -118,7 +111,7 @@ def parse_map_overrides(specs: Iterable[str]) -> dict[str, str | None]:
         field_name = name if name in INPUT_FIELDS else canonical_field(name)
         if field_name is None:
             known = ", ".join(sorted(INPUT_FIELDS))
-            raise ColumnMappingError(spec, f"{name!r} is not an API field (known: {known}; empty to ignore)")
+            raise ColumnMappingError("--map", spec, f"COLUMN=FIELD with an API field (known: {known}; empty to ignore)")
         overrides[column.strip()] = field_name
     return overrides
 

@@ -11,11 +11,11 @@ from celery import Task
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
-from config.celeryconfig import max_countdown_s
-from workers.app import app, settings
-from workers.pipeline.followup import BrokerUnavailableError, Followup, send_followup
-from workers.pipeline.give_up import give_up
-from workers.runtime import get_runtime
+from dropq.config.celeryconfig import max_countdown_s
+from dropq.workers.app import app, settings
+from dropq.workers.pipeline.followup import BrokerUnavailableError, Followup, send_followup
+from dropq.workers.pipeline.give_up import give_up
+from dropq.workers.runtime import get_runtime
 
 __all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "STAGE_TASK", "InfraRetryTask", "StageTask"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks._send import INFRA_RETRY, send_all
-from workers.app import app
-from workers.jobs.options import parse_job_options
-from workers.pipeline.accept import accept_input
-from workers.runtime import get_runtime
+from dropq.tasks._send import INFRA_RETRY, send_all
+from dropq.workers.app import app
+from dropq.workers.jobs.options import parse_job_options
+from dropq.workers.pipeline.accept import accept_input
+from dropq.workers.runtime import get_runtime
 
 __all__ = ["enrich"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.app import app
+from dropq.workers.app import app
 
 __all__ = ["ping"]
 

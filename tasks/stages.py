@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks._send import STAGE_TASK, send, send_all
-from workers.app import app
-from workers.logs import bind_task_context
-from workers.pipeline.deliver import deliver_unit
-from workers.pipeline.finish import finish_job
-from workers.pipeline.poll import poll_batch
-from workers.pipeline.produce import produce_parked
-from workers.pipeline.sink import sink_batch
-from workers.pipeline.submit import submit_batch
-from workers.runtime import get_runtime
+from dropq.tasks._send import STAGE_TASK, send, send_all
+from dropq.workers.app import app
+from dropq.workers.logs import bind_task_context
+from dropq.workers.pipeline.deliver import deliver_unit
+from dropq.workers.pipeline.finish import finish_job
+from dropq.workers.pipeline.poll import poll_batch
+from dropq.workers.pipeline.produce import produce_parked
+from dropq.workers.pipeline.sink import sink_batch
+from dropq.workers.pipeline.submit import submit_batch
+from dropq.workers.runtime import get_runtime
 
 __all__ = ["produce", "submit", "poll", "sink", "deliver", "finish"]
 

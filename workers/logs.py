@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 from celery import signals
 
-from config.destinations import DestinationConfigError, load_destinations
-from config.settings import Settings
+from dropq.config.destinations import DestinationConfigError, load_destinations
+from dropq.config.settings import Settings
 
 __all__ = ["install", "configure_logging", "SecretScrubber", "bind_task_context", "REDACTED"]
 

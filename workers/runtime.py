@@ -17,19 +17,19 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
-from config.destinations import load_destinations
-from config.settings import Settings
-from dropcontact.backoff import PollSchedule, RetrySchedule
-from dropcontact.client import DropcontactClient
-from workers import keys
-from workers.destinations.registry import DestinationRegistry
-from workers.jobs.batches import BatchStore
-from workers.jobs.ledger import JobLedger
-from workers.jobs.outcomes import OutcomeStore
-from workers.limiter.credits import CreditGuard
-from workers.limiter.gcra import LimiterPolicy
-from workers.limiter.limiter import RateLimiter
-from workers.limiter.redis_store import RedisStore
+from dropq.config.destinations import load_destinations
+from dropq.config.settings import Settings
+from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
+from dropq.dropcontact.client import DropcontactClient
+from dropq.workers import keys
+from dropq.workers.destinations.registry import DestinationRegistry
+from dropq.workers.jobs.batches import BatchStore
+from dropq.workers.jobs.ledger import JobLedger
+from dropq.workers.jobs.outcomes import OutcomeStore
+from dropq.workers.limiter.credits import CreditGuard
+from dropq.workers.limiter.gcra import LimiterPolicy
+from dropq.workers.limiter.limiter import RateLimiter
+from dropq.workers.limiter.redis_store import RedisStore
 
 __all__ = ["Runtime", "build_runtime", "get_runtime", "install"]
 

@@ -13,8 +13,8 @@ import redis
 import structlog
 from celery import signals
 
-from config.settings import Settings
-from workers import keys
+from dropq.config.settings import Settings
+from dropq.workers import keys
 
 __all__ = ["install", "eviction_warning"]
 

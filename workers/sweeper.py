@@ -15,12 +15,12 @@ import redis
 import structlog
 from celery import Celery, signals
 
-from config.celeryconfig import max_countdown_s, stall_after_ms
-from config.settings import Settings
-from workers import keys
-from workers.pipeline.followup import send_followup
-from workers.pipeline.sweep import sweep
-from workers.runtime import Runtime, build_runtime
+from dropq.config.celeryconfig import max_countdown_s, stall_after_ms
+from dropq.config.settings import Settings
+from dropq.workers import keys
+from dropq.workers.pipeline.followup import send_followup
+from dropq.workers.pipeline.sweep import sweep
+from dropq.workers.runtime import Runtime, build_runtime
 
 __all__ = ["Sweeper", "install"]
 

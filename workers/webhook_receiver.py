@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
-from workers.webhooks import CALLBACK_PATH, receive_push
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
+from dropq.workers.webhooks import CALLBACK_PATH, receive_push
 
 __all__ = ["create_receiver_app"]
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import structlog
 
-from workers import keys
-from workers.jobs.batches import BatchState
-from workers.pipeline.followup import Followup
-from workers.pipeline.results import accept_results
-from workers.runtime import Runtime
+from dropq.workers import keys
+from dropq.workers.jobs.batches import BatchState
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.results import accept_results
+from dropq.workers.runtime import Runtime
 
 __all__ = [
     "CALLBACK_PATH",

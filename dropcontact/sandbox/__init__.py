@@ -7,12 +7,12 @@ are ``SandboxConfig``; ``/_sandbox/stats`` reports what it saw.
 
 from __future__ import annotations
 
-from dropcontact.sandbox.app import CONTROL_PREFIX, create_app
-from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
-from dropcontact.sandbox.enrichment import EnrichOptions, enrich_record
-from dropcontact.sandbox.faults import FAULT_HEADER
-from dropcontact.sandbox.server import SandboxServer
-from dropcontact.sandbox.submission import MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST
+from dropq.dropcontact.sandbox.app import CONTROL_PREFIX, create_app
+from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
+from dropq.dropcontact.sandbox.enrichment import EnrichOptions, enrich_record
+from dropq.dropcontact.sandbox.faults import FAULT_HEADER
+from dropq.dropcontact.sandbox.server import SandboxServer
+from dropq.dropcontact.sandbox.submission import MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST
 
 __all__ = [
     "SandboxServer",

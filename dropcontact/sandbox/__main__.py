@@ -1,8 +1,8 @@
-"""``python -m dropcontact.sandbox``: the same as ``dropq sandbox``, without the rest of the CLI."""
+"""``python -m dropq.dropcontact.sandbox``: the same as ``dropq sandbox``, without the rest of the CLI."""
 
 from __future__ import annotations
 
-from dropcontact.sandbox.cli import sandbox_command
+from dropq.dropcontact.sandbox.cli import sandbox_command
 
 if __name__ == "__main__":
     sandbox_command()

@@ -27,12 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dropcontact.sandbox import envelopes
-from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
-from dropcontact.sandbox.faults import FAULT_HEADER, FaultHeaderError
-from dropcontact.sandbox.runtime import SandboxRuntime
-from dropcontact.sandbox.state import Answer
-from dropcontact.sandbox.submission import Refusal, read_submission
+from dropq.dropcontact.sandbox import envelopes
+from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
+from dropq.dropcontact.sandbox.faults import FAULT_HEADER, FaultHeaderError
+from dropq.dropcontact.sandbox.runtime import SandboxRuntime
+from dropq.dropcontact.sandbox.state import Answer
+from dropq.dropcontact.sandbox.submission import Refusal, read_submission
 
 __all__ = ["create_app", "CONTROL_PREFIX"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import click
 import uvicorn
 
-from dropcontact.sandbox.app import CONTROL_PREFIX, create_app
-from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
-from dropcontact.sandbox.server import bind_socket
+from dropq.dropcontact.sandbox.app import CONTROL_PREFIX, create_app
+from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
+from dropq.dropcontact.sandbox.server import bind_socket
 
 __all__ = ["sandbox_command"]
 

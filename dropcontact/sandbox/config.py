@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from dropq.errors import InvalidValueError
+
 __all__ = ["SandboxConfig", "SandboxConfigError", "ENV_PREFIX", "FAULT_STATUSES", "env_name"]
 
 ENV_PREFIX = "DROPQ_SANDBOX_"
@@ -48,17 +50,8 @@ DEFAULT_SLOW_S = 2.0
 DEFAULT_WEBHOOK_TIMEOUT_S = 5.0
 
 
-class SandboxConfigError(ValueError):
+class SandboxConfigError(InvalidValueError):
     """A knob was given a value the sandbox cannot use."""
-
-    def __init__(self, name: str, value: object, expected: str) -> None:
-        super().__init__(f"{name} must be {expected}, got {value!r}")
-        self.name = name
-        self.value = value
-        self.expected = expected
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name, self.value, self.expected))
 
 
 def _parse_int(name: str, raw: object) -> int:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from dropcontact.sandbox import vocabulary as words
+from dropq.dropcontact.sandbox import vocabulary as words
 
 __all__ = ["EnrichOptions", "Enrichment", "enrich_record", "canonical_json", "normalize_name", "domain_of_website"]
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from dropcontact.sandbox.config import FAULT_STATUSES, SandboxConfig
+from dropq.dropcontact.sandbox.config import FAULT_STATUSES, SandboxConfig
+from dropq.errors import SandboxRequestError
 
 __all__ = ["FAULT_HEADER", "Fault", "NO_FAULT", "FaultHeaderError", "parse_fault_header", "choose_fault"]
 
@@ -26,7 +27,7 @@ FAULT_HEADER = "X-Sandbox-Fault"
 _WEBHOOK_TOKENS = {"webhook-lost": "lost", "webhook-duplicate": "duplicate"}
 
 
-class FaultHeaderError(ValueError):
+class FaultHeaderError(SandboxRequestError):
     """The fault header holds a token the sandbox does not know."""
 
 

@@ -11,9 +11,9 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from dropcontact.sandbox.config import SandboxConfig
-from dropcontact.sandbox.stats import SandboxStats
-from dropcontact.sandbox.subscriptions import Subscription
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.dropcontact.sandbox.stats import SandboxStats
+from dropq.dropcontact.sandbox.subscriptions import Subscription
 
 __all__ = ["WebhookDelivery", "WebhookOutbox"]
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
-from dropcontact.sandbox.state import SandboxState
-from dropcontact.sandbox.webhooks import WebhookPusher
+from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError
+from dropq.dropcontact.sandbox.state import SandboxState
+from dropq.dropcontact.sandbox.webhooks import WebhookPusher
 
 __all__ = ["SandboxRuntime"]
 

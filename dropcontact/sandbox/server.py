@@ -16,9 +16,9 @@ from typing import Any
 
 import uvicorn
 
-from dropcontact.sandbox.app import create_app
-from dropcontact.sandbox.config import SandboxConfig
-from dropcontact.sandbox.runtime import SandboxRuntime
+from dropq.dropcontact.sandbox.app import create_app
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.dropcontact.sandbox.runtime import SandboxRuntime
 
 __all__ = ["SandboxServer", "bind_socket"]
 

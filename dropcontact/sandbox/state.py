@@ -22,15 +22,15 @@ import string
 from collections import deque
 from dataclasses import dataclass
 
-from dropcontact.sandbox import envelopes
-from dropcontact.sandbox.config import SandboxConfig
-from dropcontact.sandbox.enrichment import Enrichment, EnrichOptions, enrich_record
-from dropcontact.sandbox.faults import Fault, choose_fault, parse_fault_header
-from dropcontact.sandbox.outbox import WebhookDelivery, WebhookOutbox
-from dropcontact.sandbox.stats import SandboxStats
-from dropcontact.sandbox.submission import Submission
-from dropcontact.sandbox.subscriptions import Subscription, SubscriptionError, edit_subscription, new_subscription
-from dropcontact.sandbox.window import SlidingWindow
+from dropq.dropcontact.sandbox import envelopes
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.dropcontact.sandbox.enrichment import Enrichment, EnrichOptions, enrich_record
+from dropq.dropcontact.sandbox.faults import Fault, choose_fault, parse_fault_header
+from dropq.dropcontact.sandbox.outbox import WebhookDelivery, WebhookOutbox
+from dropq.dropcontact.sandbox.stats import SandboxStats
+from dropq.dropcontact.sandbox.submission import Submission
+from dropq.dropcontact.sandbox.subscriptions import Subscription, SubscriptionError, edit_subscription, new_subscription
+from dropq.dropcontact.sandbox.window import SlidingWindow
 
 __all__ = ["SandboxState", "Answer", "WebhookDelivery"]
 

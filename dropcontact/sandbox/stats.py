@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dropcontact.sandbox.window import SlidingWindow
+from dropq.dropcontact.sandbox.window import SlidingWindow
 
 __all__ = ["SandboxStats", "BUSIEST_WINDOW_S"]
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dropcontact.sandbox import envelopes
-from dropcontact.sandbox.enrichment import canonical_json
+from dropq.dropcontact.sandbox import envelopes
+from dropq.dropcontact.sandbox.enrichment import canonical_json
 
 __all__ = ["Submission", "Refusal", "read_submission", "MAX_RECORDS_PER_REQUEST", "MAX_RECORD_BYTES"]
 

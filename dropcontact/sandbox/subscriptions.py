@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from dropcontact.sandbox import envelopes
+from dropq.dropcontact.sandbox import envelopes
+from dropq.errors import SandboxRequestError
 
 __all__ = ["Subscription", "SubscriptionError", "EVENT_TYPE", "new_subscription", "edit_subscription"]
 
@@ -24,7 +25,7 @@ _PERIOD_RANGE = (1, 60)
 _MAX_PER_PERIOD_RANGE = (1, 100)
 
 
-class SubscriptionError(ValueError):
+class SubscriptionError(SandboxRequestError):
     """A subscription body breaks a rule; ``body`` is the 422 answer."""
 
     def __init__(self, body: bytes) -> None:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import requests
 
 if TYPE_CHECKING:
-    from dropcontact.sandbox.outbox import WebhookDelivery
-    from dropcontact.sandbox.runtime import SandboxRuntime
+    from dropq.dropcontact.sandbox.outbox import WebhookDelivery
+    from dropq.dropcontact.sandbox.runtime import SandboxRuntime
 
 __all__ = ["WebhookPusher"]
 

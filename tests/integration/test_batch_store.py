@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from workers import keys
-from workers.jobs.batches import BatchState, BatchStore, SegmentCommit, TransitionRefused
-from workers.jobs.ledger import JobLedger
-from workers.jobs.options import JobOptions
+from dropq.workers import keys
+from dropq.workers.jobs.batches import BatchState, BatchStore, SegmentCommit, TransitionRefused
+from dropq.workers.jobs.ledger import JobLedger
+from dropq.workers.jobs.options import JobOptions
 
 TTL_S = 600
 

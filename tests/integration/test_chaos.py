@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 
+from dropq.workers.jobs.ledger import JobLedger
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import read_stream, wait_for_job, worker_env
 from tests.support.processes import client_app
-from workers.jobs.ledger import JobLedger
 
 # Short enough that a killed worker's messages come back within the test, longer than any countdown used.
 CHAOS_VISIBILITY_S = "12"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from dropq.workers.embedded import free_port
+from dropq.workers.jobs.outcomes import STATUSES
 from tests.integration.test_cli_enrich import run_dropq
 from tests.support.pipeline import FAST_POLLING
-from workers.embedded import free_port
-from workers.jobs.outcomes import STATUSES
 
 pytestmark = pytest.mark.timeout(90)
 

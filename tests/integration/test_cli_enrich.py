@@ -26,10 +26,10 @@ _SCRUBBED = ("DROPCONTACT_API_KEY", "DROPCONTACT_API_URL", "REDIS_URL", "CELERY_
 
 
 def run_dropq(args: list[str], env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``dropq ARGS`` (``python -m workers.cli``) and return its exit status and output."""
+    """Run ``dropq ARGS`` (``python -m dropq``) and return its exit status and output."""
     full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED} | env
     return subprocess.run(
-        [sys.executable, "-m", "workers.cli", *args],
+        [sys.executable, "-m", "dropq", *args],
         cwd=ROOT, env=full_env, input=stdin.decode() if stdin is not None else None,
         capture_output=True, text=True, timeout=80, check=False,
     )  # fmt: skip
@@ -149,6 +149,10 @@ def test_no_wait_returns_the_job_id_and_status_reports_it(cli_env: dict[str, str
     assert "accounted" in text.stdout and "31 of 31 ok" in text.stdout
 
 
+def _deliver_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_detaches_and_the_same_command_with_the_job_id_attaches_again(
     cli_env: dict[str, str], sandbox: Any, tmp_path: Path
 ) -> None:
@@ -160,8 +164,11 @@ def test_ctrl_c_detaches_and_the_same_command_with_the_job_id_attaches_again(
     output = tmp_path / "out.csv"
     full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED} | cli_env
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "enrich", str(source), "-o", str(output), "--job-id", "cli-detach"],
+        [sys.executable, "-m", "dropq", "enrich", str(source), "-o", str(output), "--job-id", "cli-detach"],
         cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A suite started in the background (`make test &`) runs with SIGINT ignored, and a child
+        # inherits that: give the CLI the disposition of a terminal, where Ctrl-C is delivered.
+        preexec_fn=_deliver_sigint,
     )  # fmt: skip
     # When: interrupted once the job is sent
     deadline = time.monotonic() + 30

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis
 
+from dropq.workers.embedded import free_port
 from tests.integration.test_cli_enrich import run_dropq
-from workers.embedded import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,10 +63,11 @@ def test_no_api_key_without_local_says_how_to_get_going(redis_url: str, tmp_path
 
 
 def test_a_bad_map_override_is_refused(tmp_path: Path) -> None:
-    """--map with a field the API does not know: status 2, the override quoted."""
+    """--map with a field the API does not know: status 2, the rule and the override quoted."""
     done = run_dropq(["enrich", str(_contacts(tmp_path)), "--map", "Company=boss"], {})
     assert done.returncode == 2
-    assert "--map 'Company=boss'" in done.stderr
+    assert "--map must be COLUMN=FIELD with an API field" in done.stderr
+    assert "got 'Company=boss'" in done.stderr
 
 
 def test_status_of_an_unknown_job_fails(redis_url: str) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from dropcontact.batching import batch_payload, split_into_batches
-from dropcontact.client import DropcontactClient, FetchState
-from dropcontact.errors import (
+from dropq.dropcontact.batching import batch_payload, split_into_segments
+from dropq.dropcontact.client import DropcontactClient, FetchState
+from dropq.dropcontact.errors import (
     AuthenticationError,
     InsufficientCreditsError,
     InvalidRequestError,
@@ -24,9 +24,9 @@ from dropcontact.errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from dropcontact.joining import JoinStatus, join_results
-from dropcontact.records import CORRELATION_FIELD, PreparedRecord, prepare_records
-from workers.embedded import free_port
+from dropq.dropcontact.joining import JoinStatus, join_results
+from dropq.dropcontact.records import CORRELATION_FIELD, PreparedRecord, prepare_records
+from dropq.workers.embedded import free_port
 
 # The sandbox's per-request fault header (see dropcontact/sandbox/faults.py).
 FAULT_HEADER = "X-Sandbox-Fault"
@@ -51,7 +51,7 @@ def _payloads(contacts: list[dict[str, Any]] = CONTACTS) -> list[dict[str, Any]]
         for outcome in prepare_records(contacts, correlation_id=lambda index: f"job-1:{index}")
         if isinstance(outcome, PreparedRecord)
     ]
-    return batch_payload(next(split_into_batches(prepared)))
+    return batch_payload(next(split_into_segments(prepared)).records)
 
 
 def _wait_until_ready(client: DropcontactClient, request_id: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:

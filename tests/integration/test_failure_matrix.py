@@ -21,17 +21,17 @@ import pytest
 import redis
 import requests
 
-from dropcontact.sandbox import envelopes
+from dropq.dropcontact.sandbox import envelopes
+from dropq.workers import keys
+from dropq.workers.embedded import EmbeddedRedis
+from dropq.workers.jobs.batches import BatchStore
+from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers.limiter.credits import CreditGuard
+from dropq.workers.pipeline.sink import NOT_PROCESSED_REASON
+from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import read_stream, wait_for_job, worker_env
 from tests.support.processes import WorkerProcess, client_app
-from workers import keys
-from workers.embedded import EmbeddedRedis
-from workers.jobs.batches import BatchStore
-from workers.jobs.ledger import JobLedger, JobStatus
-from workers.limiter.credits import CreditGuard
-from workers.pipeline.sink import NOT_PROCESSED_REASON
-from workers.pipeline.submit import AUTH_FAILED_REASON
 
 # Messages a worker held when the broker went away come back after this (the chaos tests' value).
 RESTART_VISIBILITY_S = "12"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.destinations.base import DestinationError
-from workers.destinations.files import CsvDestination, JsonlDestination
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.destinations.files import CsvDestination, JsonlDestination
 
 
 @pytest.mark.parametrize("kind", [JsonlDestination, CsvDestination])

@@ -13,13 +13,13 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.destinations.http import HttpDestination
+from dropq.workers.jobs.ledger import JobStatus
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import add_destination, read_stream, wait_for_job, worker_env
 from tests.support.processes import WorkerProcess, client_app
 from tests.support.sandbox import serve_posts
-from workers.destinations.base import DestinationError
-from workers.destinations.http import HttpDestination
-from workers.jobs.ledger import JobStatus
 
 # A header value from the environment that must reach the receiver and nowhere else.
 TOKEN = "Bearer tok-5c1a9e77d3"

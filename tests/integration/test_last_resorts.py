@@ -8,12 +8,12 @@ from typing import Any
 
 import redis
 
+from dropq.workers import keys
+from dropq.workers.jobs.batches import BatchState, BatchStore, SegmentCommit
+from dropq.workers.jobs.ledger import JobLedger
+from dropq.workers.jobs.options import JobOptions
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import client_app
-from workers import keys
-from workers.jobs.batches import BatchState, BatchStore, SegmentCommit
-from workers.jobs.ledger import JobLedger
-from workers.jobs.options import JobOptions
 
 
 def test_a_sink_failing_on_corrupt_results_fails_the_batch_with_the_error(

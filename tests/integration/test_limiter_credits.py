@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import redis
 from structlog.testing import capture_logs
 
-from workers import keys
-from workers.limiter import CreditGuard, Decision
+from dropq.workers import keys
+from dropq.workers.limiter import CreditGuard, Decision
 
 
 class FakeClock:

@@ -8,6 +8,9 @@ import time
 import pytest
 import redis
 
+from dropq.workers import keys
+from dropq.workers.limiter import Decision, LimiterPolicy, RateLimiter, RedisStore
+from dropq.workers.limiter.store import LimiterState
 from tests.unit.test_limiter_store import (
     ACQUIRE_TABLE,
     FEEDBACK_POLICY,
@@ -16,9 +19,6 @@ from tests.unit.test_limiter_store import (
     ROUNDING_TABLE,
     TABLE_POLICY,
 )
-from workers import keys
-from workers.limiter import Decision, LimiterPolicy, RateLimiter, RedisStore
-from workers.limiter.store import LimiterState
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import threading
 import time
 from bisect import bisect_right
 
-from workers.limiter import LimiterPolicy, RateLimiter, RedisStore
-from workers.limiter.gcra import latency_spread_budget_us
+from dropq.workers.limiter import LimiterPolicy, RateLimiter, RedisStore
+from dropq.workers.limiter.gcra import latency_spread_budget_us
 
 RATE = 50
 PROCESSES = 4

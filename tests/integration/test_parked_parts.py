@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis
 
-from workers import keys
-from workers.jobs.ledger import JobLedger
-from workers.jobs.options import JobOptions
-from workers.jobs.parked import ParkedPart, ParkedParts
+from dropq.workers import keys
+from dropq.workers.jobs.ledger import JobLedger
+from dropq.workers.jobs.options import JobOptions
+from dropq.workers.jobs.parked import ParkedPart, ParkedParts
 
 TTL_S = 600
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import redis
 
+from dropq.workers import keys
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import client_app
-from workers import keys
 
 
 def test_parts_sent_last_first_are_produced_in_input_order(

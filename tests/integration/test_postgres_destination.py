@@ -12,11 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.destinations.postgres import PostgresDestination
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import add_destination, read_stream, wait_for_job, worker_env
 from tests.support.processes import client_app
-from workers.destinations.base import DestinationError
-from workers.destinations.postgres import PostgresDestination
 
 POSTGRES_DSN = os.environ.get("DROPQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
+from dropq.workers.embedded import free_port
 from tests.support.processes import ROOT, client_app
-from workers.embedded import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from dropcontact.sandbox import SandboxServer
+from dropq.dropcontact.sandbox import SandboxServer
 from tests.support.sandbox import get_results, post_batch, wait_for_results
 
 BATCH = [{"first_name": "Ada", "last_name": "Lovelace", "company": "Acme", "custom_fields": {"id": "1"}}]

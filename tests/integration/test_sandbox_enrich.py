@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from dropcontact.sandbox import SandboxServer
+from dropq.dropcontact.sandbox import SandboxServer
 from tests.support.sandbox import get_results, post_batch, wait_for_results
 
 NOT_READY = {"error": False, "reason": "Request not ready yet, try again in 30 seconds", "success": False}

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from dropcontact.sandbox import SandboxServer
+from dropq.dropcontact.sandbox import SandboxServer
 from tests.support.sandbox import post_batch
 
 RATE_LIMITED = {"error": True, "reason": "Too many requests, try again in a few seconds", "success": False}

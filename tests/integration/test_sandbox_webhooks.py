@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from dropcontact.sandbox import SandboxServer
+from dropq.dropcontact.sandbox import SandboxServer
 from tests.support.sandbox import WebhookSink, post_batch, wait_for_results
 
 RECORD = {"first_name": "Ada", "last_name": "Lovelace", "website": "example.com", "custom_fields": {"id": "a1"}}

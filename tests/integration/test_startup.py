@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from workers.embedded import EmbeddedRedis
-from workers.startup import eviction_warning
+from dropq.workers.embedded import EmbeddedRedis
+from dropq.workers.startup import eviction_warning
 
 
 def test_an_evicting_redis_is_named_and_noeviction_is_quiet() -> None:

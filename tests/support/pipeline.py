@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from workers import keys
-from workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers import keys
+from dropq.workers.jobs.ledger import JobLedger, JobStatus
 
 # Small delays so a job of a few thousand records takes seconds, not minutes.
 FAST_POLLING = {

@@ -1,4 +1,4 @@
-"""Real Celery worker processes for tests, started as ``celery -A workers.app worker``."""
+"""Real Celery worker processes for tests, started as ``celery -A dropq worker`` (no ``-Q`` unless a test asks)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,14 @@ from pathlib import Path
 
 from celery import Celery
 
-from config.celeryconfig import WORKER_QUEUES
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-ALL_QUEUES = ",".join(WORKER_QUEUES)
 
 
 def client_app(broker_url: str, backend_url: str | None = None) -> Celery:
     """A Celery app that knows nothing of ours: what another application would use."""
     app = Celery("tests-client", broker=broker_url, backend=backend_url or broker_url)
+    # The one line of dropq's README that another application adds to its config.
+    app.conf.update(task_routes={"dropq.*": {"queue": "dropq.produce"}})
     app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
     return app
 
@@ -37,7 +34,7 @@ class WorkerProcess:
         *,
         concurrency: int = 2,
         pool: str = "prefork",
-        queues: str = ALL_QUEUES,
+        queues: str | None = None,
         name: str = "w1",
     ) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
@@ -52,8 +49,8 @@ class WorkerProcess:
     def start(self, wait_s: float = 30.0) -> WorkerProcess:
         """Start the worker and wait until it answers a ping."""
         args = [
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-            "-Q", self.queues, "-c", str(self.concurrency), "-P", self.pool,
+            sys.executable, "-m", "celery", "-A", "dropq", "worker",
+            *(["-Q", self.queues] if self.queues else []), "-c", str(self.concurrency), "-P", self.pool,
             "-n", f"{self.name}@%h", "--without-mingle", "--without-gossip", "-l", "info",
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -77,8 +74,9 @@ class WorkerProcess:
         return f"{self.name}@{os.uname().nodename}"
 
     def output(self) -> str:
-        """Everything the worker wrote so far."""
-        return Path(self.log.name).read_text(errors="replace")
+        """Every whole line the worker wrote so far (a line still being written would read as cut JSON)."""
+        text = Path(self.log.name).read_text(errors="replace")
+        return text[: text.rfind("\n") + 1] if self.process is not None and self.process.poll() is None else text
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the whole process group (the main process and its pool children)."""

@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dropcontact.sandbox import SandboxConfig, SandboxServer
-from dropcontact.sandbox.server import bind_socket
+from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer
+from dropq.dropcontact.sandbox.server import bind_socket
 
 __all__ = [
     "SANDBOX_SEED",

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dropcontact.backoff import PollSchedule, RetrySchedule
+from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
 
 NO_JITTER = PollSchedule(first_s=10, base_s=5, factor=1.5, cap_s=60, max_age_s=900, jitter=0)
 

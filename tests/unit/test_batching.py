@@ -8,8 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from dropcontact.batching import batch_payload, split_into_batches
-from dropcontact.records import MAX_RECORD_BYTES, PreparedRecord, prepare_record
+from dropq.dropcontact.batching import Segment, batch_payload, split_into_segments
+from dropq.dropcontact.records import MAX_RECORD_BYTES, PreparedRecord, prepare_record
+
+
+def split_into_batches(
+    items: Iterator[PreparedRecord] | list[PreparedRecord], max_records: int = 250
+) -> Iterator[list[PreparedRecord]]:
+    """The batches of the segments (records only: every segment holds a batch)."""
+    return (segment.records for segment in split_into_segments(items, max_records=max_records))
 
 
 def _records(count: int, start: int = 0) -> Iterator[PreparedRecord]:
@@ -55,7 +62,7 @@ def test_batching_is_lazy_and_streams() -> None:
 def test_batch_size_outside_the_apis_limit_is_refused_at_once(max_records: int) -> None:
     """A batch size the API would refuse raises when called, not at the first batch."""
     with pytest.raises(ValueError, match="max_records must be between 1 and 250"):
-        split_into_batches([], max_records=max_records)
+        split_into_segments([], max_records=max_records)
 
 
 def test_an_oversized_record_stops_the_stream_loudly() -> None:
@@ -85,3 +92,18 @@ def test_memory_stays_flat_whatever_the_input_size() -> None:
     # Then every record went through while the peak stayed near one batch's worth
     assert count == 100_000
     assert peak_bytes < 1_000_000
+
+
+def test_items_that_are_not_sent_ride_in_the_segment_where_they_occur() -> None:
+    """Rejections between records stay in their segment, in order; a trailing one closes a segment of its own."""
+    records = list(_records(5))
+    items: list[PreparedRecord | str] = [records[0], "r1", records[1], records[2], "r2", records[3], records[4], "r3"]
+    segments = list(split_into_segments(items, max_records=2))
+    assert segments == [
+        Segment(records[0:2], ["r1"]),
+        Segment(records[2:4], ["r2"]),
+        Segment(records[4:5], ["r3"]),
+    ]
+    assert [segment.received for segment in segments] == [3, 3, 2]
+    only_rejected = list(split_into_segments(["a", "b"], max_records=2))
+    assert only_rejected == [Segment([], ["a", "b"])]

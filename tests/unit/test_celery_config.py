@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from config.celeryconfig import QUEUES, ROUTES, build_celery_config, max_countdown_s
-from config.settings import from_env
+from dropq.config.celeryconfig import QUEUES, ROUTES, build_celery_config, max_countdown_s
+from dropq.config.settings import from_env
 
 
 def test_json_only_and_late_acks() -> None:

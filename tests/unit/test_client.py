@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from dropcontact.client import DropcontactClient, FetchResult, FetchState
+from dropq.dropcontact.client import DropcontactClient, FetchResult, FetchState
 
 KEY = "sk_live_secret_key_123"
 

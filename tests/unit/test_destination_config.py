@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.destinations import (
+from dropq.config.destinations import (
     DEFAULT_HTTP_TIMEOUT_S,
     DEFAULT_TABLE,
     DestinationConfigError,

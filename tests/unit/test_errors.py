@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 from celery.backends.base import Backend
 
-from dropcontact.errors import (
+from dropq.dropcontact.errors import (
     AccountError,
     AuthenticationError,
     DropcontactError,
@@ -24,7 +24,7 @@ from dropcontact.errors import (
     TransientError,
     UnexpectedResponseError,
 )
-from dropcontact.responses import Route, error_from_response
+from dropq.dropcontact.responses import Route, error_from_response
 
 SECRET = "sk_live_do_not_print_me"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dropcontact.flatten import FLAT_COLUMNS, flatten_outcome, flatten_record
+from dropq.dropcontact.flatten import FLAT_COLUMNS, flatten_outcome, flatten_record
 
 
 def test_best_email_comes_first_and_others_follow() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from dropcontact.joining import JoinStatus, correlation_id_of, join_results
-from dropcontact.records import CORRELATION_FIELD
+from dropq.dropcontact.joining import JoinStatus, correlation_id_of, join_results
+from dropq.dropcontact.records import CORRELATION_FIELD
 
 
 def _sent(*ids: str) -> list[dict[str, Any]]:

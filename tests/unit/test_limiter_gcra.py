@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-from workers.limiter import gcra
-from workers.limiter.gcra import PPM, Decision, LimiterPolicy
-from workers.limiter.wait_policy import WaitAction, WaitPlan, plan_wait
+from dropq.workers.limiter import gcra
+from dropq.workers.limiter.gcra import PPM, Decision, LimiterPolicy
 
 
 @pytest.mark.parametrize(
@@ -125,18 +124,3 @@ def test_policy_rejects_values_that_cannot_work() -> None:
         LimiterPolicy(10, safety_margin=1.5)
     with pytest.raises(ValueError, match="min_factor_ppm"):
         LimiterPolicy(10, decrease_ppm=50_000)
-
-
-@pytest.mark.parametrize(
-    ("decision", "expected"),
-    [
-        (Decision(True, 0), WaitPlan(WaitAction.GO, 0.0, 0)),
-        (Decision(False, 17), WaitPlan(WaitAction.SLEEP, 0.017, 0)),
-        (Decision(False, 250), WaitPlan(WaitAction.SLEEP, 0.25, 0)),
-        (Decision(False, 251), WaitPlan(WaitAction.REQUEUE, 0.0, 1)),
-        (Decision(False, 60_001), WaitPlan(WaitAction.REQUEUE, 0.0, 61)),
-    ],
-)
-def test_short_waits_are_slept_and_long_ones_re_enqueued(decision: Decision, expected: WaitPlan) -> None:
-    """Up to 250 ms is slept inline; longer waits become a countdown in whole seconds, rounded up."""
-    assert plan_wait(decision) == expected

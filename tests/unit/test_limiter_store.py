@@ -11,9 +11,9 @@ import random
 import pytest
 from structlog.testing import capture_logs
 
-from workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter
-from workers.limiter.gcra import PPM
-from workers.limiter.store import Cooldown, LimiterState
+from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter
+from dropq.workers.limiter.gcra import PPM
+from dropq.workers.limiter.store import Cooldown, LimiterState
 
 # 10 requests/s without margin: one interval = 100 ms, a slot usable up to 50 ms late.
 TABLE_POLICY = LimiterPolicy(10, safety_margin=1.0, tolerance_us=50_000)

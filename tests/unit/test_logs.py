@@ -8,8 +8,8 @@ import logging
 
 import structlog
 
-from config.settings import from_env
-from workers.logs import REDACTED, SecretScrubber, configure_logging
+from dropq.config.settings import from_env
+from dropq.workers.logs import REDACTED, SecretScrubber, configure_logging
 
 
 def test_scrubber_redacts_nested_values() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dropcontact.qualification import (
+from dropq.dropcontact.qualification import (
     EmailDomain,
     EmailKind,
     EmailResult,

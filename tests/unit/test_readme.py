@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings import ENV_VARS
-from workers.cli import cli
+from dropq.cli import cli
+from dropq.config.settings import ENV_VARS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropcontact.batching import split_into_batches
-from dropcontact.joining import JoinStatus, join_results
-from dropcontact.records import (
+from dropq.dropcontact.batching import split_into_segments
+from dropq.dropcontact.joining import JoinStatus, join_results
+from dropq.dropcontact.records import (
     CORRELATION_FIELD,
     MAX_BATCH_RECORDS,
     MAX_RECORD_BYTES,
@@ -100,13 +100,17 @@ def test_every_row_gets_exactly_one_outcome_and_every_prepared_record_fits(rows:
 
 @PROPERTY_SETTINGS
 @given(st.lists(ROWS, max_size=60), st.integers(min_value=1, max_value=MAX_BATCH_RECORDS))
-def test_every_valid_record_lands_in_exactly_one_batch_in_order(rows: list[dict[str, Any]], max_records: int) -> None:
-    """Batches partition the valid records, keep their order and never exceed the size limits."""
-    prepared = [outcome for outcome in _prepare(rows) if isinstance(outcome, PreparedRecord)]
-    batches = list(split_into_batches(iter(prepared), max_records=max_records))
-    assert all(0 < len(batch) <= max_records <= MAX_BATCH_RECORDS for batch in batches)
-    assert all(record.size_bytes <= MAX_RECORD_BYTES for batch in batches for record in batch)
-    assert [record for batch in batches for record in batch] == prepared
+def test_every_input_item_lands_in_exactly_one_segment_in_order(rows: list[dict[str, Any]], max_records: int) -> None:
+    """Segments partition the input into consecutive runs; each batch is full but the last, within the limits."""
+    outcomes = _prepare(rows)
+    segments = list(split_into_segments(iter(outcomes), max_records=max_records))
+    runs = [sorted([*segment.records, *segment.others], key=lambda item: item.index) for segment in segments]
+    assert [item for run in runs for item in run] == outcomes
+    assert all(len(segment.records) == max_records for segment in segments[:-1])
+    assert all(
+        segment.received > 0 and len(segment.records) <= max_records <= MAX_BATCH_RECORDS for segment in segments
+    )
+    assert all(record.size_bytes <= MAX_RECORD_BYTES for segment in segments for record in segment.records)
 
 
 @PROPERTY_SETTINGS
@@ -114,7 +118,7 @@ def test_every_valid_record_lands_in_exactly_one_batch_in_order(rows: list[dict[
 def test_batch_count_is_the_ceiling_of_records_over_batch_size(count: int, max_records: int) -> None:
     """No batch is wasted: the number of batches is the least that can hold every record."""
     records = (PreparedRecord(index, {"company": "x"}, None, 20) for index in range(count))
-    batches = sum(1 for _ in split_into_batches(records, max_records=max_records))
+    batches = sum(1 for segment in split_into_segments(records, max_records=max_records) if segment.records)
     assert batches == -(-count // max_records)
 
 

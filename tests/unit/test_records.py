@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dropcontact.records import (
+from dropq.dropcontact.records import (
     CORRELATION_FIELD,
     MAX_RECORD_BYTES,
     PreparedRecord,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from dropcontact.sandbox.cli import sandbox_command
-from dropcontact.sandbox.config import SandboxConfig
-from workers.cli import cli
+from dropq.cli import cli
+from dropq.dropcontact.sandbox.cli import sandbox_command
+from dropq.dropcontact.sandbox.config import SandboxConfig
 
 
 def test_help_lists_every_knob_as_an_option_and_a_variable() -> None:

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
+from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
 
 
 def test_defaults_behave_like_the_real_api_without_faults() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dropcontact.sandbox.enrichment import EnrichOptions, domain_of_website, enrich_record, normalize_name
+from dropq.dropcontact.sandbox.enrichment import EnrichOptions, domain_of_website, enrich_record, normalize_name
 
 PERSON = {"first_name": "jean", "last_name": "DUPONT", "website": "https://www.Acme.fr/contact", "job": "Head of Sales"}
 ALWAYS_FOUND = EnrichOptions(no_email_probability=0.0)

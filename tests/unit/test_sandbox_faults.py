@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from dropcontact.sandbox.config import SandboxConfig
-from dropcontact.sandbox.faults import NO_FAULT, Fault, FaultHeaderError, choose_fault, parse_fault_header
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.dropcontact.sandbox.faults import NO_FAULT, Fault, FaultHeaderError, choose_fault, parse_fault_header
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dropcontact.sandbox.config import SandboxConfig
-from dropcontact.sandbox.state import SandboxState
-from dropcontact.sandbox.submission import Refusal, Submission, read_submission
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.dropcontact.sandbox.state import SandboxState
+from dropq.dropcontact.sandbox.submission import Refusal, Submission, read_submission
 
 CONFIG = SandboxConfig(processing_min_s=10, processing_max_s=10, no_email_probability=0.0, credits=100)
 NOT_READY = b'{"error":false,"reason":"Request not ready yet, try again in 30 seconds","success":false}'

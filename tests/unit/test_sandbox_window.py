@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dropcontact.sandbox.window import SlidingWindow
+from dropq.dropcontact.sandbox.window import SlidingWindow
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from config.settings import Settings, SettingsError, from_env
-from dropcontact.backoff import PollSchedule
+from dropq.config.settings import Settings, SettingsError, from_env
+from dropq.dropcontact.backoff import PollSchedule
 
 
 def test_defaults_match_the_design_table() -> None:
@@ -48,7 +48,7 @@ def test_a_bad_value_names_the_variable_the_value_and_the_expectation(variable: 
     with pytest.raises(SettingsError) as caught:
         from_env({variable: value})
     assert str(caught.value).startswith(message)
-    assert caught.value.variable == variable
+    assert caught.value.name == variable
 
 
 def test_settings_error_survives_pickling() -> None:
@@ -100,6 +100,6 @@ def test_poll_defaults_are_the_schedule_defaults() -> None:
 
 def test_the_rate_margin_default_is_the_limiters() -> None:
     """DROPQ_RATE_MARGIN's default is the limiter's own default margin."""
-    from workers.limiter.gcra import DEFAULT_SAFETY_MARGIN
+    from dropq.workers.limiter.gcra import DEFAULT_SAFETY_MARGIN
 
     assert from_env({}).rate_margin == DEFAULT_SAFETY_MARGIN

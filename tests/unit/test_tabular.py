@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dropcontact.flatten import FLAT_COLUMNS
-from dropcontact.tabular import (
+from dropq.dropcontact.flatten import FLAT_COLUMNS
+from dropq.dropcontact.tabular import (
     REGISTRY_COLUMNS,
     ColumnMappingError,
     contact_from_cells,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workers.webhooks import Push, parse_push
+from dropq.workers.webhooks import Push, parse_push
 
 RECORDS = [{"first_name": "Ada", "custom_fields": {"dropq_ref": "0"}}]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workers.destinations.base import Destination, DestinationError
-from workers.destinations.http import HttpDestination
-from workers.destinations.postgres import PostgresDestination
-from workers.destinations.registry import DestinationRegistry
+from dropq.workers.destinations.base import Destination, DestinationError
+from dropq.workers.destinations.http import HttpDestination
+from dropq.workers.destinations.postgres import PostgresDestination
+from dropq.workers.destinations.registry import DestinationRegistry
 
 __all__ = ["Destination", "DestinationError", "DestinationRegistry", "HttpDestination", "PostgresDestination"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from dropq.errors import WorkerError
+
 __all__ = ["Destination", "DestinationError"]
 
 
-class DestinationError(Exception):
+class DestinationError(WorkerError):
     """A destination could not write; ``is_transient`` says whether trying again may help."""
 
     def __init__(self, destination: str, reason: str, *, is_transient: bool = True) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from workers.destinations.base import DestinationError
+from dropq.workers.destinations.base import DestinationError
 
 __all__ = ["CallbackDestination", "CALLBACK_NAME"]
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
-from workers.destinations.base import DestinationError
+from dropq.dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
+from dropq.workers.destinations.base import DestinationError
 
 __all__ = ["JsonlDestination", "CsvDestination"]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from workers.destinations.base import DestinationError
+from dropq.workers.destinations.base import DestinationError
 
 __all__ = ["HttpDestination", "IDEMPOTENCY_HEADER"]
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workers.destinations.base import DestinationError
+from dropq.workers.destinations.base import DestinationError
 
 if TYPE_CHECKING:
     import psycopg

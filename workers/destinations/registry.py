@@ -5,14 +5,14 @@ from __future__ import annotations
 import redis
 from celery import Celery
 
-from config.destinations import DestinationsConfig
-from workers.destinations.base import Destination, DestinationError
-from workers.destinations.callback import CALLBACK_NAME, CallbackDestination
-from workers.destinations.files import CsvDestination, JsonlDestination
-from workers.destinations.http import HttpDestination
-from workers.destinations.postgres import PostgresDestination
-from workers.destinations.stream import StreamDestination
-from workers.jobs.options import JobOptions
+from dropq.config.destinations import DestinationsConfig
+from dropq.workers.destinations.base import Destination, DestinationError
+from dropq.workers.destinations.callback import CALLBACK_NAME, CallbackDestination
+from dropq.workers.destinations.files import CsvDestination, JsonlDestination
+from dropq.workers.destinations.http import HttpDestination
+from dropq.workers.destinations.postgres import PostgresDestination
+from dropq.workers.destinations.stream import StreamDestination
+from dropq.workers.jobs.options import JobOptions
 
 __all__ = ["DestinationRegistry"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import redis
 
-from workers import keys
-from workers.destinations.base import DestinationError
+from dropq.workers import keys
+from dropq.workers.destinations.base import DestinationError
 
 __all__ = ["StreamDestination"]
 

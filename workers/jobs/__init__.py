@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workers.jobs.batches import Batch, BatchState, BatchStore
-from workers.jobs.ledger import JobLedger, JobStatus
-from workers.jobs.options import CallbackSpec, JobOptions, JobOptionsError
+from dropq.workers.jobs.batches import Batch, BatchState, BatchStore
+from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers.jobs.options import CallbackSpec, JobOptions, JobOptionsError
 
 __all__ = [
     "Batch",

@@ -24,9 +24,10 @@ from typing import Any
 
 import redis
 
-from workers import keys
-from workers.jobs.outcomes import unit_id_for
-from workers.jobs.scripts import load_script
+from dropq.errors import WorkerError
+from dropq.workers import keys
+from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.jobs.scripts import load_script
 
 __all__ = ["Batch", "BatchState", "BatchStore", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
 
@@ -47,7 +48,7 @@ class BatchState(StrEnum):
 OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(WorkerError):
     """A compare-and-set on a batch did not apply (state moved on, or the message is stale)."""
 
     def __init__(self, batch_id: str, code: int) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from workers import keys
-from workers.jobs.options import JobOptions
-from workers.jobs.scripts import load_script
+from dropq.workers import keys
+from dropq.workers.jobs.options import JobOptions
+from dropq.workers.jobs.scripts import load_script
 
 __all__ = ["JobLedger", "JobStatus"]
 

@@ -12,24 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dropq.errors import InvalidValueError
+
 __all__ = ["CallbackSpec", "JobOptions", "JobOptionsError", "parse_job_options", "is_valid_job_id"]
 
 # Job ids end up in Redis keys and file names: keep them to a safe alphabet.
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# dropq's own task and queue names: a callback there would be consumed (and discarded) by dropq's workers.
+_OWN_PREFIX = "dropq."
 _LANGUAGES = ("fr", "en")
 
 
-class JobOptionsError(ValueError):
-    """An argument of ``dropq.enrich`` is not usable."""
-
-    def __init__(self, argument: str, value: Any, expected: str) -> None:
-        super().__init__(f"{argument} must be {expected}, got {value!r}")
-        self.argument = argument
-        self.value = value
-        self.expected = expected
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.argument, self.value, self.expected))
+class JobOptionsError(InvalidValueError):
+    """An argument of ``dropq.enrich`` is not usable (``name`` is the argument)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +60,35 @@ class JobOptions:
 
 def is_valid_job_id(job_id: str) -> bool:
     """Tell whether a job id is safe for keys and file names."""
-    return bool(_JOB_ID.match(job_id))
+    return bool(_JOB_ID.fullmatch(job_id))
 
 
-def _optional_task_name(argument: str, value: Any) -> str | None:
+def _optional_name(argument: str, value: Any, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise JobOptionsError(argument, value, "a Celery task name")
+        raise JobOptionsError(argument, value, f"a Celery {what} name")
+    if value.strip().startswith(_OWN_PREFIX):
+        raise JobOptionsError(argument, value, f"a {what} of the calling application, not dropq's own ({_OWN_PREFIX}*)")
     return value.strip()
+
+
+def _parse_callback(callback: Any) -> CallbackSpec:
+    if not isinstance(callback, Mapping):
+        raise JobOptionsError("callback", callback, "an object with task, queue and on_done")
+    unknown = set(callback) - {"task", "queue", "on_done"}
+    if unknown:
+        raise JobOptionsError("callback", callback, "an object with only task, queue and on_done")
+    spec = CallbackSpec(
+        task=_optional_name("callback.task", callback.get("task"), "task"),
+        queue=_optional_name("callback.queue", callback.get("queue"), "queue"),
+        on_done=_optional_name("callback.on_done", callback.get("on_done"), "task"),
+    )
+    # Without a queue the messages go to Celery's default queue, which dropq's workers do not
+    # consume (and on a broker dedicated to dropq would discard): the caller's workers must get them.
+    if spec.queue is None and (spec.task or spec.on_done):
+        raise JobOptionsError("callback.queue", None, "the queue the calling application's workers consume")
+    return spec
 
 
 def parse_job_options(
@@ -99,16 +114,5 @@ def parse_job_options(
         if not all(isinstance(name, str) and name for name in destinations):
             raise JobOptionsError("destinations", destinations, "a list of destination names")
         names = tuple(dict.fromkeys(destinations))
-    spec: CallbackSpec | None = None
-    if callback is not None:
-        if not isinstance(callback, Mapping):
-            raise JobOptionsError("callback", callback, "an object with task, queue and on_done")
-        unknown = set(callback) - {"task", "queue", "on_done"}
-        if unknown:
-            raise JobOptionsError("callback", callback, "an object with only task, queue and on_done")
-        spec = CallbackSpec(
-            task=_optional_task_name("callback.task", callback.get("task")),
-            queue=_optional_task_name("callback.queue", callback.get("queue")),
-            on_done=_optional_task_name("callback.on_done", callback.get("on_done")),
-        )
+    spec = _parse_callback(callback) if callback is not None else None
     return JobOptions(siren=siren, language=language, destinations=names, callback=spec)

@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from workers import keys
-from workers.jobs.scripts import load_script
+from dropq.workers import keys
+from dropq.workers.jobs.scripts import load_script
 
 __all__ = ["ParkedPart", "ParkedParts"]
 

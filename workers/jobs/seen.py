@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import redis
 
-from workers import keys
-from workers.jobs.scripts import load_script
+from dropq.workers import keys
+from dropq.workers.jobs.scripts import load_script
 
 __all__ = ["SeenRecords"]
 

@@ -3,19 +3,17 @@
 - ``gcra``: the arithmetic (GCRA, adaptive rate, 429 backoff), pure.
 - ``store``: the storage interface and ``MemoryStore``, its executable specification.
 - ``redis_store``: ``RedisStore``, the same in Lua scripts clocked by Redis ``TIME``.
-- ``limiter``: ``RateLimiter``, the facade tasks use (acquire, 429 feedback).
+- ``limiter``: ``RateLimiter``, the facade tasks use (acquire, a short wait slept inline, 429 feedback).
 - ``credits``: ``CreditGuard``, balance, daily budget and the pause on missing credits.
-- ``wait_policy``: go, sleep a moment, or re-enqueue with a countdown.
 """
 
 from __future__ import annotations
 
-from workers.limiter.credits import CreditGuard
-from workers.limiter.gcra import Decision, LimiterPolicy, delay_ms
-from workers.limiter.limiter import RateLimiter
-from workers.limiter.redis_store import RedisStore
-from workers.limiter.store import Cooldown, Grant, LimiterState, LimiterStore, MemoryStore
-from workers.limiter.wait_policy import WaitAction, WaitPlan, plan_wait
+from dropq.workers.limiter.credits import CreditGuard
+from dropq.workers.limiter.gcra import Decision, LimiterPolicy, delay_ms
+from dropq.workers.limiter.limiter import RateLimiter
+from dropq.workers.limiter.redis_store import RedisStore
+from dropq.workers.limiter.store import Cooldown, Grant, LimiterState, LimiterStore, MemoryStore
 
 __all__ = [
     "RateLimiter",
@@ -28,8 +26,5 @@ __all__ = [
     "Grant",
     "Cooldown",
     "LimiterState",
-    "WaitAction",
-    "WaitPlan",
-    "plan_wait",
     "delay_ms",
 ]

@@ -40,8 +40,8 @@ from typing import Any
 import redis
 import structlog
 
-from workers import keys
-from workers.limiter.gcra import Decision
+from dropq.workers import keys
+from dropq.workers.limiter.gcra import Decision
 
 __all__ = ["CreditGuard"]
 

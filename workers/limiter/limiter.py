@@ -24,12 +24,16 @@ from collections.abc import Callable
 
 import structlog
 
-from workers.limiter import gcra
-from workers.limiter.gcra import Decision, LimiterPolicy
-from workers.limiter.store import Grant, LimiterState, LimiterStore
-from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
+from dropq.workers.limiter import gcra
+from dropq.workers.limiter.gcra import Decision, LimiterPolicy
+from dropq.workers.limiter.store import Grant, LimiterState, LimiterStore
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "DEFAULT_INLINE_WAIT_MS"]
+
+# Waits up to this long are slept inline: shorter than a broker round trip and a countdown's imprecision.
+# A longer one is returned for the task to re-enqueue itself with a countdown: waiting, not failing,
+# so it never uses the retries that real errors (5xx, timeouts) are allowed.
+DEFAULT_INLINE_WAIT_MS = 250
 
 _log = structlog.get_logger(__name__)
 

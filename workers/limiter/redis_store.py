@@ -13,10 +13,10 @@ from pathlib import Path
 
 import redis
 
-from workers import keys
-from workers.limiter import gcra
-from workers.limiter.gcra import PPM, Decision, LimiterPolicy
-from workers.limiter.store import Cooldown, Grant, LimiterState
+from dropq.workers import keys
+from dropq.workers.limiter import gcra
+from dropq.workers.limiter.gcra import PPM, Decision, LimiterPolicy
+from dropq.workers.limiter.store import Cooldown, Grant, LimiterState
 
 __all__ = ["RedisStore"]
 

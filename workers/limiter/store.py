@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from workers.limiter import gcra
-from workers.limiter.gcra import PPM, Decision, LimiterPolicy
+from dropq.workers.limiter import gcra
+from dropq.workers.limiter.gcra import PPM, Decision, LimiterPolicy
 
 __all__ = ["Grant", "Cooldown", "LimiterState", "LimiterStore", "MemoryStore"]
 

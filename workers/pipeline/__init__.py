@@ -7,6 +7,6 @@ stage call and send what it returns.
 
 from __future__ import annotations
 
-from workers.pipeline.followup import Followup
+from dropq.workers.pipeline.followup import Followup
 
 __all__ = ["Followup"]

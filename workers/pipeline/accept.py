@@ -6,11 +6,11 @@ from typing import Any
 
 import structlog
 
-from workers.destinations.base import DestinationError
-from workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
-from workers.pipeline.followup import Followup
-from workers.pipeline.produce import produce_part
-from workers.runtime import Runtime
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.produce import produce_part
+from dropq.workers.runtime import Runtime
 
 __all__ = ["accept_input"]
 

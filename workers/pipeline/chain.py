@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import structlog
 
-from config.celeryconfig import stall_after_ms
-from workers.jobs.batches import Batch
-from workers.runtime import Runtime
+from dropq.config.celeryconfig import stall_after_ms
+from dropq.workers.jobs.batches import Batch
+from dropq.workers.runtime import Runtime
 
 __all__ = ["claim_message"]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import structlog
 
-from dropcontact.records import CORRELATION_FIELD
-from workers.jobs.batches import OPEN_STATES, Batch, BatchState
-from workers.jobs.outcomes import unit_id_for
-from workers.pipeline import followup
-from workers.pipeline.finish import finish_if_complete
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.dropcontact.records import CORRELATION_FIELD
+from dropq.workers.jobs.batches import OPEN_STATES, Batch, BatchState
+from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.finish import finish_if_complete
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["close_batch", "fail_batch", "index_of", "redeliver_unit"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import structlog
 
-from workers.destinations.base import DestinationError
-from workers.pipeline import followup
-from workers.pipeline.finish import finish_if_complete
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.finish import finish_if_complete
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["deliver_unit"]
 

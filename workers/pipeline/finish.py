@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import structlog
 
-from config.celeryconfig import stall_after_ms
-from workers.destinations.base import DestinationError
-from workers.pipeline import followup
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.config.celeryconfig import stall_after_ms
+from dropq.workers.destinations.base import DestinationError
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["finish_if_complete", "finish_job"]
 

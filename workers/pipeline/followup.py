@@ -7,6 +7,8 @@ from typing import Any
 
 from celery import Celery
 
+from dropq.errors import WorkerError
+
 __all__ = [
     "Followup",
     "BrokerUnavailableError",
@@ -20,7 +22,7 @@ __all__ = [
 ]
 
 
-class BrokerUnavailableError(ConnectionError):
+class BrokerUnavailableError(WorkerError, ConnectionError):
     """A message could not be sent: the broker is away (or the connection to it is broken)."""
 
 

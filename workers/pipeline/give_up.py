@@ -12,11 +12,11 @@ from typing import Any
 
 import structlog
 
-from workers.jobs.batches import OPEN_STATES
-from workers.pipeline.closing import fail_batch
-from workers.pipeline.finish import finish_if_complete
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.workers.jobs.batches import OPEN_STATES
+from dropq.workers.pipeline.closing import fail_batch
+from dropq.workers.pipeline.finish import finish_if_complete
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["give_up"]
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import structlog
 
-from dropcontact.client import FetchState
-from dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
-from workers.jobs.batches import Batch, BatchState, TransitionRefused
-from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
-from workers.pipeline import followup
-from workers.pipeline.chain import claim_message
-from workers.pipeline.closing import fail_batch
-from workers.pipeline.followup import Followup
-from workers.pipeline.results import accept_results
-from workers.pipeline.submit import AUTH_FAILED_REASON
-from workers.runtime import Runtime
+from dropq.dropcontact.client import FetchState
+from dropq.dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
+from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.chain import claim_message
+from dropq.workers.pipeline.closing import fail_batch
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.results import accept_results
+from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
+from dropq.workers.runtime import Runtime
 
 __all__ = ["poll_batch"]
 

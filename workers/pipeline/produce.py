@@ -19,21 +19,21 @@ a gap in its offsets), and a wake-up lost to a crash is made good.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 import structlog
 
-from dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
-from workers.jobs.batches import SegmentCommit
-from workers.jobs.outcomes import unit_id_for
-from workers.jobs.parked import ParkedPart, ParkedParts
-from workers.jobs.seen import SeenRecords
-from workers.pipeline import followup
-from workers.pipeline.finish import finish_if_complete
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.dropcontact.batching import batch_payload, split_into_segments
+from dropq.dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
+from dropq.workers.jobs.batches import SegmentCommit
+from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.jobs.parked import ParkedPart, ParkedParts
+from dropq.workers.jobs.seen import SeenRecords
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.finish import finish_if_complete
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["produce_part", "produce_parked", "batch_id_for", "correlation_id_for", "ORDER_CHECK_S"]
 
@@ -51,15 +51,6 @@ def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
 def correlation_id_for(index: int) -> str:
     """Our id for the record at ``index`` of the job's input, sent in ``custom_fields``."""
     return str(index)
-
-
-@dataclass
-class _Segment:
-    records: list[PreparedRecord] = field(default_factory=list)
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    received: int = 0
-    rejected: int = 0
-    duplicates: int = 0
 
 
 def _windows(items: Iterator[PreparedRecord | Rejection], size: int) -> Iterator[list[PreparedRecord | Rejection]]:
@@ -113,55 +104,28 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
     """Validate, de-duplicate and batch one part of a job's input; commit each segment once."""
     options = rt.ledger.options(job_id)
     destinations = rt.destinations.names_for(options)
-    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
-    prepared = prepare_records(contacts, correlation_id=correlation_id_for, start_index=offset)
     followups: list[Followup] = []
-    segment, number = _Segment(), 0
-
-    def commit(current: _Segment, number: int) -> None:
+    number = -1
+    for number, segment in enumerate(split_into_segments(_classified(rt, job_id, offset, contacts))):
         segment_id = f"{part_id}:{number}"
-        batch_id = batch_id_for(job_id, part_id, number) if current.records else None
+        batch_id = batch_id_for(job_id, part_id, number) if segment.records else None
         commit = SegmentCommit(
             job_id=job_id,
             segment_id=segment_id,
             batch_id=batch_id,
-            records=[r.payload for r in current.records],
-            received=current.received,
-            rejected=current.rejected,
-            duplicates=current.duplicates,
-            outcomes=current.outcomes,
+            records=batch_payload(segment.records),
+            received=segment.received,
+            rejected=sum(1 for outcome in segment.others if outcome["status"] == "rejected"),
+            duplicates=sum(1 for outcome in segment.others if outcome["status"] == "duplicate"),
+            outcomes=segment.others,
         )
         rt.batches.commit_segment(commit, len(destinations), rt.now_ms())
         # Sent even when the commit was a no-op: the first run may have died before sending them.
         if batch_id:
             followups.append(followup.submit(batch_id, seq=0))
-        if current.outcomes:
+        if segment.others:
             unit_id = unit_id_for(job_id, segment_id)
             followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
-
-    for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
-        candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
-        firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
-        first_of = {c.index: first for c, first in zip(candidates, firsts, strict=True)}
-        for item in window:
-            segment.received += 1
-            if isinstance(item, Rejection):
-                segment.rejected += 1
-                raw = contacts[item.index - offset]
-                segment.outcomes.append(_outcome(job_id, item.index, "rejected", item.message, raw, rule=item.rule))
-                continue
-            first = first_of.get(item.index, item.index)
-            if first != item.index:
-                segment.duplicates += 1
-                reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
-                segment.outcomes.append(_outcome(job_id, item.index, "duplicate", reason, item.payload, first=first))
-                continue
-            segment.records.append(item)
-            if len(segment.records) == MAX_BATCH_RECORDS:
-                commit(segment, number)
-                segment, number = _Segment(), number + 1
-    if segment.received:
-        commit(segment, number)
     rt.ledger.mark_part_produced(job_id, offset, offset + len(contacts))
     # After the mark: a part parked before it is found here, and a part parking after it sees its turn.
     next_offset = ParkedParts(rt.redis, rt.settings.job_ttl_s).produced(job_id, offset)
@@ -169,6 +133,30 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
         followups.append(followup.produce(job_id, next_offset))
     _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
     return followups + finish_if_complete(rt, job_id)
+
+
+def _classified(
+    rt: Runtime, job_id: str, offset: int, contacts: Sequence[Any]
+) -> Iterator[PreparedRecord | dict[str, Any]]:
+    """Each input item in order: a record to send, or the outcome of one that is not sent (rejected, duplicate)."""
+    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
+    prepared = prepare_records(contacts, correlation_id=correlation_id_for, start_index=offset)
+    # The first-seen look-up goes to Redis once per window of records, not once per record.
+    for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
+        candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
+        firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
+        first_of = {c.index: first for c, first in zip(candidates, firsts, strict=True)}
+        for item in window:
+            if isinstance(item, Rejection):
+                raw = contacts[item.index - offset]
+                yield _outcome(job_id, item.index, "rejected", item.message, raw, rule=item.rule)
+                continue
+            first = first_of.get(item.index, item.index)
+            if first != item.index:
+                reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
+                yield _outcome(job_id, item.index, "duplicate", reason, item.payload, first=first)
+                continue
+            yield item
 
 
 def _identity_kind(record: PreparedRecord) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import structlog
 
-from workers.jobs.batches import Batch
-from workers.pipeline import followup
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.workers.jobs.batches import Batch
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["accept_results"]
 

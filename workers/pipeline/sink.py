@@ -6,11 +6,11 @@ from typing import Any
 
 import structlog
 
-from dropcontact.joining import JoinedRecord, JoinStatus, join_results
-from workers.jobs.batches import BatchState
-from workers.pipeline.closing import close_batch, index_of, redeliver_unit
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.dropcontact.joining import JoinedRecord, JoinStatus, join_results
+from dropq.workers.jobs.batches import BatchState
+from dropq.workers.pipeline.closing import close_batch, index_of, redeliver_unit
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["sink_batch", "outcome_of", "credits_used_by"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import structlog
 
-from dropcontact.errors import (
+from dropq.dropcontact.errors import (
     AuthenticationError,
     DropcontactError,
     InsufficientCreditsError,
@@ -29,15 +29,15 @@ from dropcontact.errors import (
     ServerError,
     TransientError,
 )
-from workers.jobs.batches import Batch, BatchState, TransitionRefused
-from workers.limiter.gcra import Decision
-from workers.limiter.wait_policy import DEFAULT_INLINE_WAIT_MS
-from workers.pipeline import followup
-from workers.pipeline.chain import claim_message
-from workers.pipeline.closing import fail_batch
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
-from workers.webhooks import callback_url_for, take_early_push
+from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.limiter.gcra import Decision
+from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.chain import claim_message
+from dropq.workers.pipeline.closing import fail_batch
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
+from dropq.workers.webhooks import callback_url_for, take_early_push
 
 __all__ = ["submit_batch", "AUTH_FAILED_REASON"]
 

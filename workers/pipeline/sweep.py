@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import structlog
 
-from config.celeryconfig import stall_after_ms
-from workers.jobs.batches import Batch, BatchState
-from workers.pipeline import followup
-from workers.pipeline.closing import redeliver_unit
-from workers.pipeline.finish import finish_if_complete
-from workers.pipeline.followup import Followup
-from workers.runtime import Runtime
+from dropq.config.celeryconfig import stall_after_ms
+from dropq.workers.jobs.batches import Batch, BatchState
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.closing import redeliver_unit
+from dropq.workers.pipeline.finish import finish_if_complete
+from dropq.workers.pipeline.followup import Followup
+from dropq.workers.runtime import Runtime
 
 __all__ = ["sweep", "resume_batch"]
 

@@ -1,4 +1,7 @@
-"""``dropq worker``: a Celery worker on every dropq queue, with our defaults; other options go to Celery."""
+"""``dropq worker``: ``celery -A dropq worker`` with our defaults; other options go to Celery.
+
+The queues need no ``-Q``: the app declares them, and a plain Celery worker consumes exactly those.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ import sys
 
 import click
 
-from config.celeryconfig import WORKER_QUEUES
-from workers.cli.checks import settings_or_exit
+from dropq.cli.checks import settings_or_exit
 
 __all__ = ["worker_command"]
 
@@ -20,7 +22,7 @@ __all__ = ["worker_command"]
 def worker_command(ctx: click.Context, concurrency: int | None, loglevel: str) -> None:
     """Run a worker on every dropq queue; other options (e.g. -n, -P, --autoscale) go to `celery worker`."""
     settings_or_exit()
-    args = ["celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES), "-l", loglevel]
+    args = ["celery", "-A", "dropq", "worker", "-l", loglevel]
     if concurrency:
         args += ["-c", str(concurrency)]
     args += list(ctx.args)

@@ -3,7 +3,7 @@
 Used by ``dropq demo``, ``dropq enrich --local`` and ``dropq credits --local``.
 What it decides:
 
-* **Sandbox** when asked (no API key): ``python -m dropcontact.sandbox`` as a
+* **Sandbox** when asked (no API key): ``python -m dropq.dropcontact.sandbox`` as a
   subprocess on a free port (a process of its own, so the CLI's memory is the
   CLI's alone), with short processing times and a fixed seed unless the
   ``DROPQ_SANDBOX_*`` variables say otherwise. Its results are synthetic.
@@ -33,10 +33,11 @@ from types import TracebackType
 
 from celery import Celery
 
-from config.celeryconfig import WORKER_QUEUES
-from config.settings import Settings
-from dropcontact.sandbox.config import SandboxConfig, env_name
-from workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
+from dropq.cli.checks import CliError
+from dropq.config.celeryconfig import CALLER_ROUTES
+from dropq.config.settings import Settings
+from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
+from dropq.workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
 
 __all__ = ["LocalStack", "LocalStackError", "SANDBOX_LOCAL_DEFAULTS", "LOCAL_POLLING", "client_app"]
 
@@ -52,14 +53,16 @@ SANDBOX_LOCAL_DEFAULTS: dict[str, str] = {"processing_min_s": "0.5", "processing
 LOCAL_POLLING: dict[str, str] = {"DROPQ_POLL_FIRST_S": "1", "DROPQ_POLL_BASE_S": "1", "DROPQ_POLL_CAP_S": "5"}
 
 
-class LocalStackError(RuntimeError):
+class LocalStackError(CliError):
     """Something this stack had to start did not start; the message says what and where its log is."""
 
 
 def client_app(settings: Settings) -> Celery:
     """A Celery app that only sends tasks and pings workers (no task of ours is imported)."""
     app = Celery("dropq-cli", broker=settings.effective_broker_url, backend=settings.redis_url)
-    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+    app.conf.update(
+        task_serializer="json", accept_content=["json"], result_serializer="json", task_routes=CALLER_ROUTES
+    )
     return app
 
 
@@ -170,7 +173,7 @@ class LocalStack:
         self._logs.append(log)
         with log.open("wb") as out:
             self._sandbox = subprocess.Popen(
-                [sys.executable, "-m", "dropcontact.sandbox"],
+                [sys.executable, "-m", "dropq.dropcontact.sandbox"],
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -210,7 +213,7 @@ class LocalStack:
         with log.open("wb") as out:
             for name in names:
                 args = [
-                    sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES),
+                    sys.executable, "-m", "celery", "-A", "dropq", "worker",
                     "-c", str(self._concurrency), "-n", name, "--without-mingle", "--without-gossip",
                     "-l", "warning",
                 ]  # fmt: skip

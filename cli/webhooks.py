@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from workers.cli.checks import settings_or_exit
+from dropq.cli.checks import settings_or_exit
 
 __all__ = ["webhooks_command"]
 
@@ -16,11 +16,11 @@ def webhooks_command(host: str | None, port: int | None) -> None:
     """Serve the webhook receiver; set DROPQ_WEBHOOK_URL (its public URL) on the workers too."""
     import uvicorn
 
-    from config.celeryconfig import max_countdown_s
-    from workers.app import app
-    from workers.pipeline.followup import Followup, send_followup
-    from workers.runtime import get_runtime
-    from workers.webhook_receiver import create_receiver_app
+    from dropq.config.celeryconfig import max_countdown_s
+    from dropq.workers.app import app
+    from dropq.workers.pipeline.followup import Followup, send_followup
+    from dropq.workers.runtime import get_runtime
+    from dropq.workers.webhook_receiver import create_receiver_app
 
     settings = settings_or_exit()
     if not settings.webhook_url:

@@ -10,17 +10,17 @@ from typing import Any
 import click
 import redis
 
-from config.settings import Settings
-from workers import keys
-from workers.cli.checks import DETACHED, RUN_ERROR, CliError, check_redis, check_token, safe_url, settings_or_exit
-from workers.cli.progress import ProgressLine, RateMeter, format_progress
-from workers.cli.run import SYNTHETIC_BANNER
-from workers.jobs.ledger import JobLedger, JobStatus
-from workers.limiter.credits import CreditGuard
-from workers.limiter.limiter import RateLimiter
-from workers.limiter.redis_store import RedisStore
-from workers.local import LocalStack, LocalStackError
-from workers.runtime import SANDBOX_DEFAULT_KEY
+from dropq.cli.checks import DETACHED, RUN_ERROR, CliError, check_redis, check_token, safe_url, settings_or_exit
+from dropq.cli.local import LocalStack
+from dropq.cli.progress import ProgressLine, RateMeter, format_progress
+from dropq.cli.run import SYNTHETIC_BANNER
+from dropq.config.settings import Settings
+from dropq.workers import keys
+from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers.limiter.credits import CreditGuard
+from dropq.workers.limiter.limiter import RateLimiter
+from dropq.workers.limiter.redis_store import RedisStore
+from dropq.workers.runtime import SANDBOX_DEFAULT_KEY
 
 __all__ = ["status_command", "credits_command", "describe_job"]
 
@@ -146,12 +146,9 @@ def credits_command(local: bool, as_json: bool) -> None:
     settings = settings_or_exit()
     if local and not settings.api_key:
         click.echo(SYNTHETIC_BANNER, err=True)
-        try:
-            with LocalStack(settings, echo=lambda text: click.echo(text, err=True), sandbox=True, workers=0,
-                            redis=False) as stack:  # fmt: skip
-                balance = check_token(stack.settings)
-        except LocalStackError as exc:
-            raise CliError(str(exc)) from exc
+        with LocalStack(settings, echo=lambda text: click.echo(text, err=True), sandbox=True, workers=0,
+                        redis=False) as stack:  # fmt: skip
+            balance = check_token(stack.settings)
     else:
         balance = check_token(settings)
     if as_json:

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from workers import keys
+from dropq.workers import keys
 
 __all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for"]
 

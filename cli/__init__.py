@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import click
 
-from dropcontact.sandbox.cli import sandbox_command
-from workers.cli.demo import demo_command
-from workers.cli.enrich import enrich_command
-from workers.cli.status import credits_command, status_command
-from workers.cli.webhooks import webhooks_command
-from workers.cli.worker import worker_command
+from dropq.cli.demo import demo_command
+from dropq.cli.enrich import enrich_command
+from dropq.cli.status import credits_command, status_command
+from dropq.cli.webhooks import webhooks_command
+from dropq.cli.worker import worker_command
+from dropq.dropcontact.sandbox.cli import sandbox_command
 
 __all__ = ["cli", "main"]
 

@@ -9,26 +9,28 @@ workers for the duration.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import click
 
-from workers.cli.checks import DETACHED, USER_ERROR, CliError
-from workers.cli.progress import format_duration
-from workers.cli.run import EnrichRequest, EnrichResult, run_enrich
-from workers.jobs.outcomes import STATUSES
+from dropq.cli.checks import DETACHED, USER_ERROR, CliError
+from dropq.cli.progress import format_duration
+from dropq.cli.run import EnrichRequest, EnrichResult, run_enrich
+from dropq.workers.jobs.outcomes import STATUSES
 
 __all__ = ["demo_command", "sample_path", "format_summary"]
 
 # Where the demo writes, relative to the current folder (the repository's out/ when run by `make demo`).
 DEFAULT_DEMO_OUTPUT = "out/demo-enriched.csv"
-_SAMPLE = Path("examples") / "contacts.csv"
+# The sample ships inside the package (``dropq.examples`` is the repository's examples/ folder).
+_SAMPLE_PACKAGE = "dropq.examples"
+_SAMPLE_NAME = "contacts.csv"
 
 
 def sample_path() -> Path:
-    """The sample contacts: beside the source tree (an editable install or a checkout), else in the current folder."""
-    beside_code = Path(__file__).resolve().parents[2] / _SAMPLE
-    return beside_code if beside_code.exists() else Path.cwd() / _SAMPLE
+    """The sample contacts, wherever dropq is installed (a wheel, an editable install, a checkout)."""
+    return Path(str(files(_SAMPLE_PACKAGE).joinpath(_SAMPLE_NAME)))
 
 
 def format_summary(result: EnrichResult) -> str:
@@ -62,7 +64,7 @@ def demo_command(output: str, api: bool, quiet: bool) -> None:
     """Enrich the sample contacts end to end on this machine (sandbox, private Redis, local worker)."""
     sample = sample_path()
     if not sample.exists():
-        raise CliError(f"the sample file {sample} is missing (run `dropq demo` from the dropq checkout)", USER_ERROR)
+        raise CliError(f"the sample file {sample} is missing: reinstall dropq", USER_ERROR)
     request = EnrichRequest(
         input_path=str(sample), output=output, siren=True, local=True, force_sandbox=not api, quiet=quiet
     )

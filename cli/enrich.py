@@ -1,4 +1,4 @@
-"""``dropq enrich INPUT [-o OUTPUT]``: the command and its options; the run itself is ``workers.cli.run``."""
+"""``dropq enrich INPUT [-o OUTPUT]``: the command and its options; the run itself is ``cli.run``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from workers.cli.checks import DETACHED, USER_ERROR, CliError
-from workers.cli.run import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, DEFAULT_PING_TIMEOUT_S, EnrichRequest, run_enrich
+from dropq.cli.checks import DETACHED, USER_ERROR, CliError
+from dropq.cli.run import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, DEFAULT_PING_TIMEOUT_S, EnrichRequest, run_enrich
 
 __all__ = ["enrich_command"]
 

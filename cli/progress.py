@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from workers.jobs.ledger import JobStatus
+from dropq.workers.jobs.ledger import JobStatus
 
 __all__ = ["ProgressLine", "RateMeter", "format_progress", "format_duration"]
 

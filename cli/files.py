@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from dropcontact.tabular import detect_delimiter, output_cells, output_columns, unreadable_reason
+from dropq.cli.checks import USER_ERROR, CliError
+from dropq.dropcontact.tabular import detect_delimiter, output_cells, output_columns, unreadable_reason
 
 __all__ = [
     "InputError",
@@ -46,8 +47,11 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 _CSV_FIELD_LIMIT = 1024 * 1024
 
 
-class InputError(Exception):
+class InputError(CliError):
     """The input file as a whole cannot be used (missing, unreadable, no header); exit status 2."""
+
+    def __init__(self, message: str, exit_code: int = USER_ERROR) -> None:
+        super().__init__(message, exit_code)
 
 
 @dataclass(frozen=True, slots=True)

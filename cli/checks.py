@@ -14,11 +14,12 @@ from typing import IO, Any
 import click
 from celery import Celery
 
-from config.settings import DEFAULT_API_URL, Settings, SettingsError, from_env
-from dropcontact.client import DropcontactClient
-from dropcontact.errors import AuthenticationError, DropcontactError
-from workers.embedded import is_redis_reachable
-from workers.runtime import SANDBOX_DEFAULT_KEY
+from dropq.config.settings import DEFAULT_API_URL, Settings, SettingsError, from_env
+from dropq.dropcontact.client import DropcontactClient
+from dropq.dropcontact.errors import AuthenticationError, DropcontactError
+from dropq.errors import DropqError
+from dropq.workers.embedded import is_redis_reachable
+from dropq.workers.runtime import SANDBOX_DEFAULT_KEY
 
 __all__ = [
     "CliError",
@@ -41,7 +42,7 @@ DETACHED = 130
 _PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
 
-class CliError(click.ClickException):
+class CliError(DropqError, click.ClickException):
     """An error printed as ``Error: <message>`` with its exit status."""
 
     def __init__(self, message: str, exit_code: int = RUN_ERROR) -> None:

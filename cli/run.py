@@ -5,7 +5,7 @@ The run, in order:
 1. Checks: the input opens, ``--map`` is valid, then (without ``--local``)
    Redis answers, the token is accepted by the free credit endpoint and a
    worker answers a ping — all before anything is submitted. ``--local``
-   brings up what is missing instead (``workers.local.LocalStack``).
+   brings up what is missing instead (``cli.local.LocalStack``).
 2. Send: the input is read as a stream; each readable row becomes a contact of
    API fields only, sent in parts of ``--part-size`` to ``dropq.enrich`` with
    its offset in the job (one part read ahead, to know which is final). At most
@@ -36,17 +36,7 @@ import click
 import redis
 from celery import Celery
 
-from config.settings import Settings
-from dropcontact.tabular import (
-    ColumnMappingError,
-    contact_from_cells,
-    contact_from_object,
-    map_columns,
-    parse_map_overrides,
-    reason_with_lines,
-)
-from workers import keys
-from workers.cli.checks import (
+from dropq.cli.checks import (
     USER_ERROR,
     CliError,
     check_redis,
@@ -54,12 +44,22 @@ from workers.cli.checks import (
     check_workers,
     settings_or_exit,
 )
-from workers.cli.files import InputError, InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
-from workers.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
-from workers.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
-from workers.jobs.ledger import JobLedger, JobStatus
-from workers.jobs.options import is_valid_job_id
-from workers.local import LocalStack, LocalStackError, client_app
+from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
+from dropq.cli.local import LocalStack, client_app
+from dropq.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
+from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
+from dropq.config.settings import Settings
+from dropq.dropcontact.tabular import (
+    ColumnMappingError,
+    contact_from_cells,
+    contact_from_object,
+    map_columns,
+    parse_map_overrides,
+    reason_with_lines,
+)
+from dropq.workers import keys
+from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers.jobs.options import is_valid_job_id
 
 __all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "SYNTHETIC_BANNER"]
 
@@ -151,7 +151,7 @@ def _prepare(req: EnrichRequest, input_path: Path) -> _Prepared:
         delimiter = _delimiter(req.delimiter) if req.delimiter else None
         source = InputFile(input_path, fmt=req.input_format, encoding=req.encoding, delimiter=delimiter)
         overrides = parse_map_overrides(req.mappings)
-    except (InputError, ColumnMappingError) as exc:
+    except ColumnMappingError as exc:
         raise CliError(str(exc), USER_ERROR) from exc
     if req.job_id is not None and not is_valid_job_id(req.job_id):
         raise CliError(f"--job-id {req.job_id!r}: use 1 to 128 letters, digits, '.', '_', ':' or '-'", USER_ERROR)
@@ -195,15 +195,10 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
             check_token(settings)
         else:
             _err(SYNTHETIC_BANNER)
-        try:
-            with LocalStack(
-                settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)
-            ) as stack:
-                run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
-                           owns_stack=bool(stack.started))  # fmt: skip
-                return run.execute()
-        except LocalStackError as exc:
-            raise CliError(str(exc)) from exc
+        with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)) as stack:
+            run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
+                       owns_stack=bool(stack.started))  # fmt: skip
+            return run.execute()
     finally:
         if temp_input is not None:
             temp_input.unlink(missing_ok=True)

