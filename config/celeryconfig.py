@@ -127,7 +127,7 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        # Declared queues are what a worker started without -Q consumes (see workers/queues.py).
+        # Declared queues are what a worker started without -Q consumes (workers/queues.py keeps it so).
         "task_queues": {name: {"exchange": name, "routing_key": name} for name in consumed_queues(settings)},
         "task_default_queue": QUEUES[0],
         # A callback's queue belongs to the caller: sending to it must work without declaring it here.

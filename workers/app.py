@@ -11,7 +11,7 @@ from celery import Celery
 
 from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
 from dropq.config.settings import from_env
-from dropq.workers import logs, runtime, startup, sweeper
+from dropq.workers import logs, queues, runtime, startup, sweeper
 
 __all__ = ["app", "settings"]
 
@@ -21,6 +21,7 @@ app = Celery("dropq")
 app.conf.update(build_celery_config(settings))
 app.conf.imports = TASK_MODULES
 logs.install(settings)
+queues.install(settings)
 runtime.install(settings, app)
 startup.install(settings)
 sweeper.install(settings, app)

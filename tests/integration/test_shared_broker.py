@@ -6,15 +6,18 @@ with no ``-Q``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 import pytest
 import redis
 from celery import Celery
 
 from dropq.config.celeryconfig import QUEUES
+from dropq.workers.embedded import EmbeddedRedis
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import client_app
@@ -83,3 +86,41 @@ def test_a_broker_dedicated_to_dropq_may_opt_in_to_the_default_queue(start_worke
         assert app.send_task("dropq.ping").get(timeout=10) == "pong"
     finally:
         app.close()
+
+
+@pytest.mark.slow
+def test_a_worker_stays_up_and_keeps_its_own_queues_across_a_broker_restart(
+    start_worker: Any, sandbox: Any, tmp_path: Path
+) -> None:
+    """Broker restarted while the worker holds a countdown message: it reconnects, on dropq's queues only."""
+    with EmbeddedRedis(appendonly=True) as server:
+        # Given: a worker that has published to another application's queue, and holds a countdown message
+        # (a thread pool publishes from the process that consumes, where Celery adds the queue it sent to)
+        worker = start_worker(worker_env(server.url, sandbox, tmp_path), pool="threads")
+        app = client_app(server.url)
+        client = redis.Redis.from_url(server.url)
+        try:
+            callback = {"task": "crm.enriched", "queue": "crm", "on_done": "crm.job_done"}
+            kwargs = {"contacts": make_contacts(5), "job_id": "restart-q", "destinations": [], "callback": callback}
+            app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
+            wait_for_job(server.url, "restart-q")
+            app.send_task("dropq.ping", countdown=60)
+            time.sleep(1.5)  # the held message is unacknowledged, and appendfsync (every second) has written it
+            # When
+            server.restart()
+            deadline = time.monotonic() + 30
+            replies: list[Any] = []
+            while time.monotonic() < deadline and not replies and worker.is_running():
+                # The client's own connection broke too: the first calls fail until it reconnects.
+                with contextlib.suppress(redis.RedisError, kombu.exceptions.OperationalError):
+                    replies = app.control.ping(timeout=0.5)
+            active = app.control.inspect(timeout=5).active_queues() or {}
+            crm_messages = client.llen("crm")
+        finally:
+            client.close()
+            app.close()
+        # Then
+        assert worker.is_running(), worker.output()
+        assert replies, worker.output()
+        assert sorted(queue["name"] for queues in active.values() for queue in queues) == sorted(QUEUES)
+        assert crm_messages == 2

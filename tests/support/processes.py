@@ -78,6 +78,10 @@ class WorkerProcess:
         text = Path(self.log.name).read_text(errors="replace")
         return text[: text.rfind("\n") + 1] if self.process is not None and self.process.poll() is None else text
 
+    def is_running(self) -> bool:
+        """Whether the worker's main process is still alive."""
+        return self.process is not None and self.process.poll() is None
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the whole process group (the main process and its pool children)."""
         if self.process is not None and self.process.poll() is None:
