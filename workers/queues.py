@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import signals
+from celery import Celery, signals
 
 from dropq.config.celeryconfig import consumed_queues
 from dropq.config.settings import Settings
@@ -20,11 +20,13 @@ from dropq.config.settings import Settings
 __all__ = ["install"]
 
 
-def install(settings: Settings) -> None:
-    """Connect the handler that fixes a worker's queues after its setup."""
+def install(settings: Settings, app: Celery) -> None:
+    """Connect the handler that fixes the queues of a worker of ``app`` after its setup."""
 
     @signals.celeryd_after_setup.connect(weak=False)
     def _select_own_queues(sender: Any, instance: Any, **_: Any) -> None:
+        if instance.app is not app:  # another application's worker that merely imports dropq
+            return
         queues = instance.app.amqp.queues
         if queues._consume_from is None:  # no -Q: Celery would follow every queue added later
             queues.select(consumed_queues(settings))

@@ -19,6 +19,7 @@ import uvicorn
 from dropq.dropcontact.sandbox.app import create_app
 from dropq.dropcontact.sandbox.config import SandboxConfig
 from dropq.dropcontact.sandbox.runtime import SandboxRuntime
+from dropq.errors import SandboxStartError
 
 __all__ = ["SandboxServer", "bind_socket"]
 
@@ -72,7 +73,7 @@ class SandboxServer:
         """Bind, serve from a thread, and return once requests are answered.
 
         Raises:
-            RuntimeError: uvicorn did not start in time.
+            SandboxStartError: uvicorn did not start in time.
         """
         config = self.runtime.config
         sock = bind_socket(config.host, config.port)
@@ -89,7 +90,7 @@ class SandboxServer:
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the sandbox did not start on {config.host}:{self._port}")
+                raise SandboxStartError(f"the sandbox did not start on {config.host}:{self._port}")
             time.sleep(0.01)
         return self
 

@@ -77,3 +77,15 @@ def test_compose_redis_never_evicts_and_persists() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     assert '"--appendonly", "yes"' in compose
     assert '"--maxmemory-policy", "noeviction"' in compose
+
+
+def test_the_image_runs_where_no_source_folder_shadows_the_installed_package() -> None:
+    """The Dockerfile runs dropq from a folder other than its sources: Celery puts the current folder first."""
+    workdir, source_dir = "/", None
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("WORKDIR "):
+            workdir = line.split()[1]
+        if line.startswith("COPY dropq "):
+            source_dir = workdir
+    assert source_dir is not None
+    assert workdir != source_dir, f"the image runs in {workdir}, where its dropq/ source folder is"

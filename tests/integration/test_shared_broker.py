@@ -79,11 +79,14 @@ def test_a_callback_without_its_queue_or_naming_dropq_is_refused_and_nothing_is_
 
 
 def test_a_broker_dedicated_to_dropq_may_opt_in_to_the_default_queue(start_worker: Any, redis_url: str) -> None:
-    """DROPQ_CONSUME_DEFAULT_QUEUE=true: a bare send_task with no queue and no route is served."""
+    """DROPQ_CONSUME_DEFAULT_QUEUE=true: a bare send_task is served, and callbacks to `celery` are refused."""
     start_worker({"DROPQ_CONSUME_DEFAULT_QUEUE": "true"})
     app = _foreign_app(redis_url)
     try:
         assert app.send_task("dropq.ping").get(timeout=10) == "pong"
+        kwargs = {"contacts": make_contacts(2), "job_id": "cb-celery", "callback": {"task": "crm.x", "queue": "celery"}}
+        with pytest.raises(Exception, match=r"callback\.queue must be a queue that dropq's workers do not consume"):
+            app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
     finally:
         app.close()
 

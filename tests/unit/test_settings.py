@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ def test_defaults_match_the_design_table() -> None:
     assert settings.redis_url == "redis://localhost:6379/0"
     assert settings.effective_broker_url == "redis://localhost:6379/0"
     assert settings.rate_limit == 60
-    assert settings.destinations_path == "config/destinations.toml"
+    assert Path(settings.destinations_path) == Path(__file__).resolve().parents[2] / "config" / "destinations.toml"
     assert settings.webhook_url is None
 
 

@@ -25,7 +25,7 @@ class CallbackDestination:
     Args:
         app: the Celery app whose broker the caller listens on.
         task: the caller's task name.
-        queue: the caller's queue (its default when None).
+        queue: the caller's queue (dropq.enrich refuses a callback without one).
     """
 
     name = CALLBACK_NAME

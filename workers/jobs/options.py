@@ -84,8 +84,8 @@ def _parse_callback(callback: Any) -> CallbackSpec:
         queue=_optional_name("callback.queue", callback.get("queue"), "queue"),
         on_done=_optional_name("callback.on_done", callback.get("on_done"), "task"),
     )
-    # Without a queue the messages go to Celery's default queue, which dropq's workers do not
-    # consume (and on a broker dedicated to dropq would discard): the caller's workers must get them.
+    # Without a queue the messages would follow dropq's own routing, to dropq.produce, where
+    # dropq's workers would discard them as unknown tasks: the caller's workers must get them.
     if spec.queue is None and (spec.task or spec.on_done):
         raise JobOptionsError("callback.queue", None, "the queue the calling application's workers consume")
     return spec

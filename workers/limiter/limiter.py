@@ -4,7 +4,7 @@ A facade over a ``LimiterStore`` (``RedisStore`` in production, ``MemoryStore``
 as the specification) and a ``LimiterPolicy``. It answers, it never blocks for
 long: ``acquire`` returns a ``Decision``; ``acquire_waiting`` sleeps only the
 short waits it is allowed (a fraction of a second) and hands longer ones back
-so the task can re-enqueue itself (see ``wait_policy``).
+so the task can re-enqueue itself (see ``DEFAULT_INLINE_WAIT_MS``).
 
 Typical use in a stage (``workers.pipeline.submit`` and ``poll``)::
 

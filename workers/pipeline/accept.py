@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 
+from dropq.config.celeryconfig import consumed_queues
 from dropq.workers.destinations.base import DestinationError
 from dropq.workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
 from dropq.workers.pipeline.followup import Followup
@@ -33,6 +34,10 @@ def accept_input(
         raise JobOptionsError("offset", offset, "a non-negative integer (the index of the part's first contact)")
     if not isinstance(final, bool):
         raise JobOptionsError("final", final, "true or false")
+    callback_queue = options.callback.queue if options.callback else None
+    if callback_queue in consumed_queues(rt.settings):
+        # Celery's default queue, when this broker is dropq's alone: dropq's workers would take the callbacks.
+        raise JobOptionsError("callback.queue", callback_queue, "a queue that dropq's workers do not consume")
     try:
         rt.destinations.names_for(options)
     except DestinationError as exc:
