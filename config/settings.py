@@ -109,14 +109,15 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
     return parse
 
 
+# The words a yes/no variable accepts, as people and deployment tools write them.
+_FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _flag(variable: str, raw: str) -> bool:
     lowered = raw.lower()
     if lowered not in _FLAG_WORDS:
         raise SettingsError(variable, raw, "one of " + ", ".join(sorted(_FLAG_WORDS)))
     return _FLAG_WORDS[lowered]
-
-
-_FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _text(variable: str, raw: str) -> str:
