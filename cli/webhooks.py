@@ -16,19 +16,18 @@ def webhooks_command(host: str | None, port: int | None) -> None:
     """Serve the webhook receiver; set DROPQ_WEBHOOK_URL (its public URL) on the workers too."""
     import uvicorn
 
-    from dropq.config.celeryconfig import max_countdown_s
     from dropq.workers.app import app
-    from dropq.workers.pipeline.followup import Followup, send_followup
+    from dropq.workers.pipeline.dispatch import dispatch
+    from dropq.workers.pipeline.followup import Followup
     from dropq.workers.runtime import get_runtime
     from dropq.workers.webhook_receiver import create_receiver_app
 
     settings = settings_or_exit()
     if not settings.webhook_url:
         click.echo("warning: DROPQ_WEBHOOK_URL is not set, so no submit asks the API to push here", err=True)
-    cap_s = max_countdown_s(settings)
 
     def send(item: Followup) -> None:
-        send_followup(app, item, cap_s)
+        dispatch(get_runtime(), app, item)
 
     receiver = create_receiver_app(get_runtime, send)
     uvicorn.run(

@@ -25,7 +25,9 @@ __all__ = [
     "ROUTES",
     "MAX_COUNTDOWN_S",
     "max_countdown_s",
-    "stall_after_ms",
+    "stall_ms",
+    "finisher_silence_ms",
+    "sweep_interval_s",
     "build_celery_config",
 ]
 
@@ -57,8 +59,10 @@ CALLER_ROUTES: dict[str, dict[str, str]] = {"dropq.*": {"queue": QUEUES[0]}}
 MAX_COUNTDOWN_S = 600
 # ...nor further than this share of the visibility timeout (a countdown message stays unacknowledged).
 _COUNTDOWN_SHARE_OF_VISIBILITY = 0.25
-# Silence for this many longest countdowns means a chain of messages is gone.
-_STALL_FACTOR = 2
+# A finisher silent for this many stall timeouts (it beats between destinations) is replaced.
+_FINISHER_SILENCE_FACTOR = 2
+# The sweep looks for overdue work this often at most, and at least four times per stall timeout.
+_SWEEP_MAX_INTERVAL_S = 10.0
 # The longest pause between two sweeps for unacknowledged messages of dead workers.
 _RESTORE_SWEEP_MAX_S = 10
 # How long a sweep's mutex outlives a worker killed during the sweep.
@@ -74,12 +78,19 @@ def max_countdown_s(settings: Settings) -> float:
     return min(float(MAX_COUNTDOWN_S), settings.visibility_timeout_s * _COUNTDOWN_SHARE_OF_VISIBILITY)
 
 
-def stall_after_ms(settings: Settings) -> int:
-    """How long a batch (or a finisher) may stay silent before it counts as stalled.
+def stall_ms(settings: Settings) -> int:
+    """How long a step may be overdue before it counts as lost (``DROPQ_STALL_TIMEOUT_S``)."""
+    return int(settings.stall_timeout_s * 1000)
 
-    A live chain of messages handles its batch at least once per longest countdown; twice that means it is gone.
-    """
-    return int(_STALL_FACTOR * max_countdown_s(settings) * 1000)
+
+def finisher_silence_ms(settings: Settings) -> int:
+    """How long a finisher may stay silent before another one takes over."""
+    return _FINISHER_SILENCE_FACTOR * stall_ms(settings)
+
+
+def sweep_interval_s(settings: Settings) -> float:
+    """How often the sweep looks for overdue work."""
+    return min(_SWEEP_MAX_INTERVAL_S, settings.stall_timeout_s / 4)
 
 
 def consumed_queues(settings: Settings) -> tuple[str, ...]:

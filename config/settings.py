@@ -46,6 +46,9 @@ DEFAULT_CREDIT_RECHECK_S = 60.0
 # Redis broker: an unacknowledged message (a killed worker's, or a countdown's) comes back after this.
 # Long enough for the longest countdown; shorter means faster recovery from a killed worker.
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+# A step of a job (a submit, a poll, a delivery, a finish) overdue by this long counts as lost with
+# its worker, and the sweep sends it again: recovery in about this time, whatever the visibility timeout.
+DEFAULT_STALL_TIMEOUT_S = 60.0
 # With webhooks, polling is only the safety net for lost pushes: the first look waits out
 # the API's documented worst case (3 minutes).
 DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
@@ -177,6 +180,9 @@ class Settings:
     )
     visibility_timeout_s: int = _var(
         "DROPQ_VISIBILITY_TIMEOUT_S", _positive_int, DEFAULT_VISIBILITY_TIMEOUT_S, "broker redelivery timeout"
+    )
+    stall_timeout_s: float = _var(
+        "DROPQ_STALL_TIMEOUT_S", _positive_float, DEFAULT_STALL_TIMEOUT_S, "overdue step re-sent after"
     )
     job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
     consume_default_queue: bool = _var(

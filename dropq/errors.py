@@ -6,6 +6,7 @@ Each layer hangs its errors under one root of its own, and every root hangs here
     ├── InvalidValueError             a value cannot be used: names it, shows it (!r), says what is expected
     │   ├── SettingsError             an environment variable (dropq.config.settings)
     │   ├── JobOptionsError           an argument of dropq.enrich (dropq.workers.jobs.options)
+    │   │   └── JobFinishedError      new contacts for a finished job (dropq.workers.jobs.ledger)
     │   ├── ColumnMappingError        a --map override of the CLI (dropq.dropcontact.tabular)
     │   └── SandboxConfigError        a knob of the sandbox (dropq.dropcontact.sandbox.config)
     ├── DestinationConfigError        the destination file: names the file, the entry and the rule (dropq.config)

@@ -11,18 +11,15 @@ from celery import Task
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
-from dropq.config.celeryconfig import max_countdown_s
-from dropq.workers.app import app, settings
-from dropq.workers.pipeline.followup import BrokerUnavailableError, Followup, send_followup
+from dropq.workers.app import app
+from dropq.workers.pipeline.dispatch import dispatch
+from dropq.workers.pipeline.followup import BrokerUnavailableError, Followup
 from dropq.workers.pipeline.give_up import give_up
 from dropq.workers.runtime import get_runtime
 
 __all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "STAGE_TASK", "InfraRetryTask", "StageTask"]
 
 _log = structlog.get_logger(__name__)
-
-# A countdown longer than the visibility timeout would be redelivered while it waits.
-_MAX_COUNTDOWN_S = max_countdown_s(settings)
 
 # Redis or the broker restarting is waiting, not failing: such tasks retry without a limit.
 INFRA_ERRORS = (
@@ -66,8 +63,8 @@ INFRA_RETRY = {
 
 
 def send(item: Followup) -> None:
-    """Send one follow-up."""
-    send_followup(app, item, _MAX_COUNTDOWN_S)
+    """Send one follow-up (its watchdog deadline armed first)."""
+    dispatch(get_runtime(), app, item)
 
 
 def send_all(items: Iterable[Followup]) -> None:
@@ -83,7 +80,7 @@ class StageTask(InfraRetryTask):  # type: ignore[misc]
         """Give up on what the task held, so that the job still finishes."""
         if isinstance(exc, INFRA_ERRORS):
             return
-        send_all(give_up(get_runtime(), self.name, dict(kwargs or {}), exc))
+        send_all(give_up(get_runtime(), self.name, dict(kwargs or {}), exc, task_id))
 
 
 # The options of every stage task: infrastructure retries, and giving up cleanly on anything else.

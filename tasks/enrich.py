@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from dropq.tasks._send import INFRA_RETRY, send_all
+from dropq.tasks._send import INFRA_ERRORS, INFRA_RETRY, InfraRetryTask, send_all
 from dropq.workers.app import app
-from dropq.workers.jobs.options import parse_job_options
+from dropq.workers.jobs.options import JobOptionsError, parse_job_options
 from dropq.workers.pipeline.accept import accept_input
+from dropq.workers.pipeline.give_up import give_up_part
 from dropq.workers.runtime import get_runtime
+
+
+class EnrichTask(InfraRetryTask):  # type: ignore[misc]  # Celery ships no type hints
+    """``dropq.enrich``: a part that failed on a bug after it was registered has its records failed, not lost."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Fail the records the part could not commit, so that its job still finishes."""
+        if isinstance(exc, (JobOptionsError, *INFRA_ERRORS)):
+            return  # refused before anything was stored, or waiting for Redis/the broker
+        call = dict(kwargs or {})
+        contacts = call.get("contacts", args[0] if args else None)
+        offset = call.get("offset", 0)
+        job_id = call.get("job_id") or task_id
+        if isinstance(contacts, list) and isinstance(offset, int) and isinstance(job_id, str):
+            send_all(give_up_part(get_runtime(), job_id, offset, contacts, exc))
+
 
 __all__ = ["enrich"]
 
 
-@app.task(name="dropq.enrich", bind=True, **INFRA_RETRY)
+@app.task(name="dropq.enrich", bind=True, **{**INFRA_RETRY, "base": EnrichTask})
 def enrich(
     self: Any,
     contacts: list[Any],

@@ -1,8 +1,41 @@
-"""Every Redis key dropq writes, built here and nowhere else.
+"""Every Redis key dropq writes, built here and nowhere else, and the one lifecycle rule they follow.
 
 Layout: ``dropq:{kind}:{id}``. Keys about the account carry a short hash of
-the API key (``account_id``), never the key itself. Every key that can grow
-has a TTL or a cleanup path; the module that writes a key states which.
+the API key (``account_id``), never the key itself. Ids never hold contact
+data: job ids are the caller's (a safe alphabet without ``/`` or ``|``),
+batch ids are ``{job}/{part}/{segment}`` (``.0``/``.1`` added per split), unit
+ids are a batch id or ``{job}/{part}/{segment}/others``, so no two jobs' ids
+can meet.
+
+Lifecycle of a job's state
+--------------------------
+
+*What a job owns*: its ledger (``job``), its parts (``job-parts``, also its
+tombstone), produced ranges (``job-produced``), parked parts
+(``job-parked``), per-part progress (``job-progress``), committed segments
+(``job-segments``), identity digests (``job-seen``), batch ids
+(``job-batches``), done deliveries (``job-deliveries``); per batch its hash
+(``batch``), records (``batch-records``) and results (``batch-results``);
+per unit of outcomes its hash (``unit``); its webhook tokens and early pushes;
+each destination's own idempotency keys (``delivered``, ``job-outcomes``).
+
+*Who renews TTLs* (``DROPQ_JOB_TTL_S``): every write renews the keys it
+writes, and a write that renews a batch renews its records and results too
+(``transition``, ``claim``, ``fetch``, and ``arm`` for every message sent
+about the batch, waits included). The sweep renews a running job's own keys
+when their TTL falls below half, so a job paused for days (credits, the daily
+budget) keeps everything. No script creates a key it only meant to update:
+a key that is gone stays gone (scripts check the ledger exists first).
+
+*What is left after a job finishes*: the ledger and the parts set keep the
+full TTL from the finish (the tombstone), so a resend of a part after any
+delay is recognised and changes nothing, and a new part is refused with
+``JobFinishedError`` (its outputs are written; new contacts need a new
+``job_id``). The bookkeeping sets go after ``FINISHED_BULK_TTL_S``; batch
+hashes after the job TTL. When the ledger expires, the job id is free again.
+
+*Global keys without a TTL*: the running-jobs index (``jobs``) and the
+watchdog (``watchdog``); members leave them when their job or work is done.
 """
 
 from __future__ import annotations
@@ -22,6 +55,8 @@ __all__ = [
     "job_key",
     "job_parts_key",
     "job_segments_key",
+    "job_progress_key",
+    "watchdog_key",
     "job_deliveries_key",
     "unit_key",
     "job_seen_key",
@@ -111,6 +146,16 @@ def job_parked_parts_key(job_id: str) -> str:
 def job_segments_key(job_id: str) -> str:
     """Produced segments of a job already committed (a set), so a redelivered produce counts once."""
     return _key("job-segments", job_id)
+
+
+def job_progress_key(job_id: str) -> str:
+    """How far each part of a job being produced was committed (a hash part id -> next input index)."""
+    return _key("job-progress", job_id)
+
+
+def watchdog_key() -> str:
+    """Deadlines of the work in flight (a sorted set of members by deadline, Redis time in ms)."""
+    return _key("watchdog")
 
 
 def job_deliveries_key(job_id: str) -> str:

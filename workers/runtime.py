@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from dropq.config.celeryconfig import stall_ms
 from dropq.config.destinations import load_destinations
 from dropq.config.settings import Settings
 from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
@@ -26,17 +27,51 @@ from dropq.workers.destinations.registry import DestinationRegistry
 from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.outcomes import OutcomeStore
+from dropq.workers.jobs.watchdog import Watchdog
 from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.limiter.gcra import LimiterPolicy
 from dropq.workers.limiter.limiter import RateLimiter
 from dropq.workers.limiter.redis_store import RedisStore
 
-__all__ = ["Runtime", "build_runtime", "get_runtime", "install"]
+__all__ = ["Runtime", "RedisClock", "build_runtime", "get_runtime", "install"]
 
 # No Redis call of a worker waits longer than this for an answer.
 REDIS_SOCKET_TIMEOUT_S = 10.0
 # Without a key, dropq talks to a sandbox that accepts this one (its default).
 SANDBOX_DEFAULT_KEY = "sandbox"
+# How often a worker re-reads Redis's clock; in between it counts on its own monotonic clock.
+CLOCK_SYNC_S = 30.0
+
+
+class RedisClock:
+    """Redis's clock (``TIME``), read every ``CLOCK_SYNC_S`` and carried on with the monotonic clock.
+
+    Leases, deadlines and silences are compared across workers on many machines: they are all in
+    this one clock, so a worker whose wall clock is wrong (or jumps) still agrees with the others.
+    While Redis cannot be reached, the last offset (or the wall clock, at first) stands in.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._base_s = time.time()
+        self._base_mono = time.monotonic()
+        self._synced_mono = -CLOCK_SYNC_S
+
+    def __call__(self) -> float:
+        """Seconds since the epoch, in Redis's clock."""
+        mono = time.monotonic()
+        if mono - self._synced_mono >= CLOCK_SYNC_S:
+            self._sync(mono)
+        return self._base_s + (time.monotonic() - self._base_mono)
+
+    def _sync(self, mono: float) -> None:
+        self._synced_mono = mono
+        try:
+            seconds, micros = self._redis.time()
+        except (redis.RedisError, OSError):
+            return
+        self._base_s = seconds + micros / 1e6
+        self._base_mono = time.monotonic()
 
 
 @dataclass
@@ -51,6 +86,7 @@ class Runtime:
     ledger: JobLedger
     batches: BatchStore
     outcomes: OutcomeStore
+    watchdog: Watchdog
     destinations: DestinationRegistry
     poll_schedule: PollSchedule
     retry_schedule: RetrySchedule
@@ -58,7 +94,7 @@ class Runtime:
     clock_s: Callable[[], float]
 
     def now_ms(self) -> int:
-        """Wall-clock milliseconds since the epoch (timestamps in the ledger and batch states)."""
+        """Milliseconds since the epoch in Redis's clock (timestamps, leases and deadlines)."""
         return int(self.clock_s() * 1000)
 
 
@@ -85,6 +121,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
     )
+    watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
     return Runtime(
         settings=settings,
         redis=client,
@@ -99,8 +136,9 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
             client, account, budget_per_day=settings.credit_budget_per_day, recheck_s=settings.credit_recheck_s
         ),
         ledger=JobLedger(client, settings.job_ttl_s),
-        batches=BatchStore(client, settings.job_ttl_s),
+        batches=BatchStore(client, settings.job_ttl_s, watchdog),
         outcomes=OutcomeStore(client, settings.job_ttl_s),
+        watchdog=watchdog,
         destinations=DestinationRegistry(
             load_destinations(settings.destinations_path), client, app, settings.job_ttl_s
         ),
@@ -113,7 +151,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         ),
         retry_schedule=RetrySchedule(max_retries=settings.max_retries),
         rng=random.Random(),
-        clock_s=time.time,
+        clock_s=RedisClock(client),
     )
 
 

@@ -15,19 +15,16 @@ import redis
 import structlog
 from celery import Celery, signals
 
-from dropq.config.celeryconfig import max_countdown_s, stall_after_ms
+from dropq.config.celeryconfig import sweep_interval_s
 from dropq.config.settings import Settings
 from dropq.workers import keys
-from dropq.workers.pipeline.followup import send_followup
+from dropq.workers.pipeline.dispatch import dispatch
 from dropq.workers.pipeline.sweep import sweep
 from dropq.workers.runtime import Runtime, build_runtime
 
 __all__ = ["Sweeper", "install"]
 
 _log = structlog.get_logger(__name__)
-
-# Sweep at most this often, and at least twice per stall period.
-_MAX_INTERVAL_S = 60.0
 
 
 class Sweeper:
@@ -41,7 +38,7 @@ class Sweeper:
     def __init__(self, runtime: Runtime, app: Celery) -> None:
         self._rt = runtime
         self._app = app
-        self.interval_s = min(_MAX_INTERVAL_S, stall_after_ms(runtime.settings) / 2000)
+        self.interval_s = sweep_interval_s(runtime.settings)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dropq-sweeper", daemon=True)
 
@@ -58,10 +55,9 @@ class Sweeper:
         lock_ms = int(self.interval_s * 1000)
         if not self._rt.redis.set(keys.sweep_lock_key(), "1", nx=True, px=lock_ms):
             return 0
-        cap_s = max_countdown_s(self._rt.settings)
         followups = sweep(self._rt)
         for item in followups:
-            send_followup(self._app, item, cap_s)
+            dispatch(self._rt, self._app, item)
         return len(followups)
 
     def _run(self) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 import structlog
 
 from dropq.workers import keys
-from dropq.workers.jobs.batches import BatchState
+from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.results import accept_results
 from dropq.workers.runtime import Runtime
@@ -36,6 +37,7 @@ __all__ = [
     "parse_push",
     "receive_push",
     "take_early_push",
+    "adopt_pushed_results",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -133,6 +135,9 @@ def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
         moved_on = rt.batches.get(batch.batch_id)
         if moved_on is not None and moved_on.state is BatchState.SUBMITTED:
             return PushVerdict(200, "accepted", tuple(take_early_push(rt, batch.batch_id)))
+        if moved_on is not None and moved_on.in_doubt and moved_on.state is BatchState.PENDING:
+            # A POST whose answer was lost reached the API after all: its submit takes these results now.
+            return PushVerdict(202, "kept_for_doubtful_post", (followup.submit(moved_on.batch_id, moved_on.seq),))
         return PushVerdict(202, "kept_until_submitted")
     if push.request_id is not None and push.request_id != batch.request_id:
         return PushVerdict(404, "not_this_batch")
@@ -141,6 +146,38 @@ def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
     followups = accept_results(rt, batch, push.records, partial=False)
     _log.info("webhook_accepted", job_id=batch.job_id, batch_id=batch.batch_id, records=len(push.records))
     return PushVerdict(200, "accepted", tuple(followups))
+
+
+def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
+    """A batch whose POST is in doubt, with a push kept for it: take its results instead of POSTing again.
+
+    The push came to the batch's own secret URL, so the POST reached the API and was charged once.
+
+    Returns:
+        The sink of the results, or None when no push was kept (the caller POSTs again).
+    """
+    raw = rt.redis.getdel(keys.webhook_early_key(batch.batch_id))
+    pushes = parse_push(json.loads(str(raw))) if raw else []
+    if not pushes:
+        return None
+    push = pushes[0]
+    try:
+        rt.batches.transition(
+            batch.batch_id,
+            (BatchState.PENDING, BatchState.POSTING),
+            seq=batch.seq,
+            to=BatchState.SUBMITTED,
+            bump=True,
+            request_id=push.request_id or "",
+            submitted_ms=rt.now_ms(),
+            in_doubt=0,
+        )
+    except TransitionRefused:
+        return []
+    rt.ledger.add(batch.job_id, batches_submitted=1)
+    _log.info("doubtful_post_answered_by_push", job_id=batch.job_id, batch_id=batch.batch_id)
+    moved_on = rt.batches.get(batch.batch_id)
+    return accept_results(rt, moved_on, push.records, partial=False) if moved_on is not None else []
 
 
 def take_early_push(rt: Runtime, batch_id: str) -> list[Followup]:

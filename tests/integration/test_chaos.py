@@ -44,7 +44,12 @@ def test_a_job_survives_sigkill_of_its_worker(start_worker: Any, redis_url: str,
     # Given
     sandbox.configure(processing_min_s=0.5, processing_max_s=2.0)
     env = worker_env(
-        redis_url, sandbox, tmp_path, DROPQ_VISIBILITY_TIMEOUT_S=CHAOS_VISIBILITY_S, DROPQ_READ_TIMEOUT_S="3"
+        redis_url,
+        sandbox,
+        tmp_path,
+        DROPQ_VISIBILITY_TIMEOUT_S=CHAOS_VISIBILITY_S,
+        DROPQ_READ_TIMEOUT_S="3",
+        DROPQ_STALL_TIMEOUT_S="5",
     )
     first = start_worker(env, concurrency=4, name="victim")
     contacts = make_contacts(5000, invalid_every=41, duplicate_every=29)
@@ -70,6 +75,44 @@ def test_a_job_survives_sigkill_of_its_worker(start_worker: Any, redis_url: str,
     # A batch is POSTed twice only in the documented window, and then it is counted.
     assert stats["duplicate_batches_posted"] <= status.resubmitted
     assert stats["batches_received"] == status.batches + stats["duplicate_batches_posted"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_batches_carry_on_within_minutes_at_the_default_settings(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """One of two plain workers SIGKILLed mid-job, every setting at its default (visibility 1 h, polls from 40 s).
+
+    The killed worker's polls are held with their countdowns, and the broker would give them back
+    only after an hour: the watchdog's deadlines bring them back within about a minute.
+    """
+    # Given: nothing but where Redis, the API and the files are
+    sandbox.configure(processing_min_s=0.5, processing_max_s=2.0)
+    defaults = worker_env(redis_url, sandbox, tmp_path)
+    env = {
+        name: defaults[name]
+        for name in ("REDIS_URL", "DROPCONTACT_API_URL", "DROPCONTACT_API_KEY", "DROPQ_DESTINATIONS")
+    }
+    victim = start_worker(env, name="victim")
+    start_worker(env, name="survivor")
+    started = time.monotonic()
+    app = client_app(redis_url)
+    try:
+        kwargs = {"contacts": make_contacts(5000), "job_id": "defaults-1", "destinations": ["jsonl", "stream"]}
+        app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
+    finally:
+        app.close()
+    # When: killed once every batch is submitted (each worker holds its share of the first polls)
+    deadline = time.monotonic() + 30
+    while _submitted_batches(redis_url, "defaults-1") < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.kill(signal.SIGKILL)
+    status = wait_for_job(redis_url, "defaults-1", timeout_s=200 - (time.monotonic() - started))
+    # Then
+    assert status.received == status.delivered + status.failed == 5000
+    assert status.failed == 0
+    _assert_delivered_exactly_once(tmp_path, redis_url, "defaults-1", 5000)
+    assert sandbox.stats()["duplicate_batches_posted"] <= status.resubmitted
 
 
 @pytest.mark.slow

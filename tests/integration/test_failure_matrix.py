@@ -26,6 +26,7 @@ from dropq.workers import keys
 from dropq.workers.embedded import EmbeddedRedis
 from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from dropq.workers.jobs.watchdog import Watchdog
 from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.pipeline.sink import NOT_PROCESSED_REASON
 from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
@@ -35,6 +36,8 @@ from tests.support.processes import WorkerProcess, client_app
 
 # Messages a worker held when the broker went away come back after this (the chaos tests' value).
 RESTART_VISIBILITY_S = "12"
+# A step lost with the restart is re-sent by the sweep after this.
+RESTART_STALL_S = "5"
 # Records per batch, as produce packs them (no invalid rows in these jobs, so batches are full runs of input).
 _BATCH = 250
 
@@ -68,7 +71,7 @@ def _assert_once_each(out: Path, redis_url: str, job_id: str, n: int) -> list[di
 def _batch_errors(redis_url: str, job_id: str) -> list[int]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        store = BatchStore(client, 3600)
+        store = BatchStore(client, 3600, Watchdog(client, 60_000, 3600))
         batch_ids = client.smembers(keys.job_batches_key(job_id))
         return [b.errors for b in (store.get(str(i)) for i in batch_ids) if b is not None]
     finally:
@@ -354,6 +357,7 @@ def test_a_job_survives_a_redis_restart(start_worker: Any, sandbox: Any, tmp_pat
             sandbox,
             tmp_path,
             DROPQ_VISIBILITY_TIMEOUT_S=RESTART_VISIBILITY_S,
+            DROPQ_STALL_TIMEOUT_S=RESTART_STALL_S,
             DROPQ_CONNECT_TIMEOUT_S="1",
             DROPQ_READ_TIMEOUT_S="3",
         )

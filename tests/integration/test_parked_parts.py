@@ -22,7 +22,7 @@ def test_a_part_whose_turn_has_come_is_not_parked(redis_client: redis.Redis) -> 
     """The first part, or a part right after the produced ones, is produced at once: nothing is stored."""
     ledger, parked = _job(redis_client)
     assert not parked.park("j", 0, ParkedPart("0", [{"first_name": "Ada"}]))
-    ledger.mark_part_produced("j", 0, 2)
+    ledger.mark_part_produced("j", "0", 0, 2)
     assert not parked.park("j", 2, ParkedPart("2", [{"first_name": "Bob"}]))
     assert not redis_client.exists(keys.job_parked_parts_key("j"))
 
@@ -41,12 +41,12 @@ def test_producing_a_part_names_the_parked_part_whose_turn_came_and_unparks_itse
     ledger, parked = _job(redis_client)
     parked.park("j", 2, ParkedPart("2", [{"first_name": "Bob"}]))
     parked.park("j", 4, ParkedPart("4", [{"first_name": "Cy"}]))
-    ledger.mark_part_produced("j", 0, 2)
+    ledger.mark_part_produced("j", "0", 0, 2)
     assert parked.produced("j", 0) == 2
-    ledger.mark_part_produced("j", 2, 4)
+    ledger.mark_part_produced("j", "2", 2, 4)
     assert parked.produced("j", 2) == 4
     assert parked.load("j", 2) is None
-    ledger.mark_part_produced("j", 4, 6)
+    ledger.mark_part_produced("j", "4", 4, 6)
     assert parked.produced("j", 4) is None
     assert not redis_client.exists(keys.job_parked_parts_key("j"))
 
@@ -55,6 +55,6 @@ def test_a_gap_wakes_nobody(redis_client: redis.Redis) -> None:
     """With records 0-1 never produced, producing part 2 (gone on after the gap) wakes no part: checks do."""
     ledger, parked = _job(redis_client)
     parked.park("j", 4, ParkedPart("4", [{"first_name": "Cy"}]))
-    ledger.mark_part_produced("j", 2, 4)
+    ledger.mark_part_produced("j", "2", 2, 4)
     assert parked.produced("j", 2) is None
     assert parked.load("j", 4) is not None

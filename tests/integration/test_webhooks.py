@@ -87,3 +87,21 @@ def test_forged_or_foreign_pushes_change_nothing(receiver_env: dict[str, str]) -
     assert answer.status_code == 404
     assert requests.post(f"{base}/dropq/webhook/x", data=b"{not json", timeout=5).status_code == 400
     assert requests.post(f"{base}/elsewhere", json=body, timeout=5).status_code == 404
+
+
+def test_a_post_whose_answer_was_lost_waits_for_its_push_instead_of_paying_twice(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """The API takes every POST and the answers are lost: each batch's push proves it arrived; none is re-POSTed."""
+    # Given: every answer lost (the API processes each request, then drops the connection)
+    sandbox.configure(lost_response_probability=1.0)
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "30", "DROPQ_MAX_RETRIES": "30"}, concurrency=3)
+    # When
+    _run_job(redis_url, "hooks-doubt", 600)
+    status = wait_for_job(redis_url, "hooks-doubt", timeout_s=40)
+    # Then
+    assert status.failed == 0 and status.delivered + status.rejected + status.duplicates == 600
+    stats = sandbox.stats()
+    assert stats["batches_received"] == status.batches, "no batch POSTed twice"
+    assert stats["duplicate_batches_posted"] == 0 and status.resubmitted == 0
+    assert len((tmp_path / "hooks-doubt.jsonl").read_text().splitlines()) == 600

@@ -3,7 +3,8 @@
 Each unit is written to its own part file atomically (a temporary file, then
 ``os.replace``), so a unit written twice leaves one copy. When the job
 finishes, the parts are merged into ``{directory}/{job_id}.jsonl`` (or
-``.csv``) in input order, holding only the parts that overlap at once (a
+``.csv``; a job id longer than ``MAX_STEM`` characters is shortened to its
+start and a hash of the whole, see ``file_stem``) in input order, holding only the parts that overlap at once (a
 batch and the rejects of its segment), so memory stays flat whatever the job's
 size. On several machines, ``directory`` must be a shared file system.
 """
@@ -11,6 +12,7 @@ size. On several machines, ``directory`` must be a shared file system.
 from __future__ import annotations
 
 import csv
+import hashlib
 import heapq
 import io
 import json
@@ -24,9 +26,24 @@ from typing import Any, TextIO
 from dropq.dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
 from dropq.workers.destinations.base import DestinationError
 
-__all__ = ["JsonlDestination", "CsvDestination"]
+__all__ = ["JsonlDestination", "CsvDestination", "file_stem", "MAX_STEM"]
 
 _PART_SUFFIX = ".part"
+# Job ids up to this long name their files as they are; longer ones keep this much of their start and a hash.
+# (Every name written stays far below the 255 bytes a file system allows.)
+MAX_STEM = 64
+_KEPT_START = 40
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_stem(job_id: str) -> str:
+    """The file name of a job's output without its extension: the id, or its start and a hash when long."""
+    if len(job_id) <= MAX_STEM:
+        return job_id
+    return f"{job_id[:_KEPT_START]}-{_digest(job_id, 20)}"
 
 
 class _FileDestination:
@@ -40,10 +57,10 @@ class _FileDestination:
 
     def output_path(self, job_id: str) -> Path:
         """Where the job's file lands when the job finishes."""
-        return self.directory / f"{job_id}{self.extension}"
+        return self.directory / f"{file_stem(job_id)}{self.extension}"
 
     def _parts_dir(self, job_id: str) -> Path:
-        return self.directory / f".{job_id}{self.extension}.parts"
+        return self.directory / f".{file_stem(job_id)}{self.extension}.parts"
 
     def deliver(self, job_id: str, unit_id: str, outcomes: Sequence[Mapping[str, Any]]) -> None:
         """Write the unit's part file (again, harmlessly, after a crash)."""
@@ -51,8 +68,8 @@ class _FileDestination:
             return
         ordered = sorted(outcomes, key=lambda o: int(o["index"]))
         first = int(ordered[0]["index"])
-        safe_unit = unit_id.replace("/", "_").replace(":", "_")
-        target = self._parts_dir(job_id) / f"{first:012d}-{safe_unit}{_PART_SUFFIX}"
+        # The unit's id holds the job's: a digest keeps the name short and free of '/'.
+        target = self._parts_dir(job_id) / f"{first:012d}-{_digest(unit_id, 20)}{_PART_SUFFIX}"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")

@@ -12,12 +12,17 @@ A batch is POSTed at most once: the claim moves it to ``posting`` with a
 lease; the ``request_id`` is written the moment the API answers. A worker
 that finds ``posting`` with an expired lease knows the previous attempt died
 between the POST and that write (the one unavoidable window) and counts the
-re-POST in the job's ``resubmitted``.
+re-POST in the job's ``resubmitted``. Leases and deadlines are in Redis time.
+
+Every script that writes a batch also keeps its watch (``jobs.watchdog``):
+a new batch is watched from its commit, a closed one hands over to its
+deliveries, a split one to its halves.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,8 +31,9 @@ import redis
 
 from dropq.errors import WorkerError
 from dropq.workers import keys
-from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.jobs.outcomes import batch_unit_id, segment_unit_id
 from dropq.workers.jobs.scripts import load_script
+from dropq.workers.jobs.watchdog import Watchdog, batch_member, delivery_member
 
 __all__ = ["Batch", "BatchState", "BatchStore", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
 
@@ -43,6 +49,8 @@ class BatchState(StrEnum):
     FAILED = "failed"
     SPLIT = "split"
 
+
+_STATE_NAMES = frozenset(BatchState)
 
 # States in which a batch still waits for its outcomes (it can still be failed).
 OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
@@ -80,12 +88,17 @@ class Batch:
     callback_token: str = ""
     reason: str = ""
     partial: bool = False
-    touched_ms: int = 0
+    in_doubt: bool = False
+    doubt_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SegmentCommit:
-    """One produced segment: an optional batch and the rejected/duplicate records met before it."""
+    """One produced segment: an optional batch and the rejected/duplicate records met before it.
+
+    ``segment_id`` is ``{part}/{number}``; ``end`` (the input index after the segment) records how far
+    its part was committed.
+    """
 
     job_id: str
     segment_id: str
@@ -95,6 +108,13 @@ class SegmentCommit:
     rejected: int
     duplicates: int
     outcomes: list[dict[str, Any]]
+    end: int = 0
+    failed: int = 0
+
+    @property
+    def part_id(self) -> str:
+        """The part the segment belongs to."""
+        return self.segment_id.split("/", 1)[0]
 
 
 class BatchStore:
@@ -103,11 +123,13 @@ class BatchStore:
     Args:
         client: a Redis client (``decode_responses=True``).
         ttl_s: the TTL of every batch key.
+        watchdog: where the batches' deadlines are kept.
     """
 
-    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: int, watchdog: Watchdog) -> None:
         self._redis = client
         self._ttl_s = ttl_s
+        self._watchdog = watchdog
         self._commit = load_script(client, "commit_segment")
         self._transition = load_script(client, "transition")
         self._complete = load_script(client, "complete_batch")
@@ -115,10 +137,14 @@ class BatchStore:
         self._claim = load_script(client, "claim")
         self._fetch = load_script(client, "fetch")
 
-    def commit_segment(self, segment: SegmentCommit, destinations: int, now_ms: int = 0) -> bool:
-        """Store a segment's batch and count its records, once. False when it was committed before."""
+    def commit_segment(self, segment: SegmentCommit, destinations: Sequence[str], now_ms: int) -> bool:
+        """Store a segment's batch and count its records, once, and watch them.
+
+        Returns:
+            False when it was committed before (or its job is gone): nothing was written.
+        """
         batch_id = segment.batch_id or ""
-        unit_id = unit_id_for(segment.job_id, segment.segment_id)
+        unit_id = segment_unit_id(segment.job_id, segment.segment_id)
         script_keys = [
             keys.job_key(segment.job_id),
             keys.job_segments_key(segment.job_id),
@@ -126,7 +152,12 @@ class BatchStore:
             keys.batch_records_key(batch_id),
             keys.job_batches_key(segment.job_id),
             keys.unit_key(unit_id),
+            keys.watchdog_key(),
+            keys.job_progress_key(segment.job_id),
         ]
+        watched = [batch_member(batch_id)] if batch_id else []
+        if segment.outcomes:
+            watched += [delivery_member(unit_id, name) for name in destinations]
         args: list[str | int] = [
             segment.segment_id,
             batch_id,
@@ -136,17 +167,22 @@ class BatchStore:
             segment.rejected,
             segment.duplicates,
             json.dumps(segment.outcomes, separators=(",", ":"), ensure_ascii=False) if segment.outcomes else "",
-            destinations,
+            len(destinations),
             self._ttl_s,
             segment.job_id,
-            now_ms,
+            segment.part_id,
+            segment.end,
+            self._watchdog.deadline(now_ms),
+            segment.failed,
+            *watched,
         ]
-        return bool(self._commit(keys=script_keys, args=args))
+        return int(self._commit(keys=script_keys, args=args)) == 1
 
     def get(self, batch_id: str) -> Batch | None:
         """The batch, or None when it does not exist."""
         raw: dict[str, str] = self._redis.hgetall(keys.batch_key(batch_id))  # type: ignore[assignment]
-        if not raw:
+        if not raw or "job_id" not in raw or raw.get("state") not in _STATE_NAMES:
+            # Gone, or a fragment no script of this version writes: nothing to act on.
             return None
         return Batch(
             batch_id=batch_id,
@@ -162,12 +198,13 @@ class BatchStore:
             callback_token=raw.get("callback_token", ""),
             reason=raw.get("reason", ""),
             partial=raw.get("partial") == "1",
-            touched_ms=int(raw.get("touched_ms", 0)),
+            in_doubt=raw.get("in_doubt") == "1",
+            doubt_ms=int(raw.get("doubt_ms", 0)),
         )
 
-    def touch(self, batch_id: str, now_ms: int) -> None:
-        """Note that a message of the batch's chain is being handled (see ``pipeline.chain``)."""
-        self._redis.hset(keys.batch_key(batch_id), "touched_ms", now_ms)
+    def keys_of(self, batch_id: str) -> list[str]:
+        """The keys a batch lives in (renewed together)."""
+        return [keys.batch_key(batch_id), keys.batch_records_key(batch_id), keys.batch_results_key(batch_id)]
 
     def records(self, batch_id: str) -> list[dict[str, Any]]:
         """The records of the batch as they are sent to the API."""
@@ -198,7 +235,7 @@ class BatchStore:
         ]
         for name, value in fields.items():
             args += [name, value]
-        result = int(self._transition(keys=[keys.batch_key(batch_id)], args=args))
+        result = int(self._transition(keys=self.keys_of(batch_id), args=args))
         if result < 0:
             raise TransitionRefused(batch_id, result)
         return result
@@ -212,7 +249,8 @@ class BatchStore:
         Raises:
             TransitionRefused: missing, not postable, stale seq, or leased to another worker.
         """
-        code, in_doubt = self._claim(keys=[keys.batch_key(batch_id)], args=[seq, now_ms, lease_until_ms, self._ttl_s])
+        script_keys = [keys.batch_key(batch_id), keys.batch_records_key(batch_id)]
+        code, in_doubt = self._claim(keys=script_keys, args=[seq, now_ms, lease_until_ms, self._ttl_s])
         if int(code) < 0:
             raise TransitionRefused(batch_id, int(code))
         return int(code), bool(int(in_doubt))
@@ -220,7 +258,7 @@ class BatchStore:
     def fetch(self, batch_id: str, results: list[dict[str, Any]], *, partial: bool, now_ms: int) -> bool:
         """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on."""
         text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
-        script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id)]
+        script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id), keys.batch_records_key(batch_id)]
         return bool(self._fetch(keys=script_keys, args=[text, "1" if partial else "0", now_ms, self._ttl_s]))
 
     def results(self, batch_id: str) -> list[dict[str, Any]] | None:
@@ -238,13 +276,23 @@ class BatchStore:
         not_found: int,
         failed: int,
         outcomes: list[dict[str, Any]],
-        destinations: int,
+        destinations: Sequence[str],
+        now_ms: int,
         reason: str = "",
         credits_used: int = 0,
     ) -> bool:
-        """Close the batch and count its records once; False when it was closed before."""
-        unit_id = unit_id_for(batch.job_id, batch.batch_id)
-        script_keys = [keys.batch_key(batch.batch_id), keys.job_key(batch.job_id), keys.unit_key(unit_id)]
+        """Close the batch and count its records once, handing its watch to its deliveries.
+
+        Returns:
+            False when it was closed before (or its job is gone).
+        """
+        unit_id = batch_unit_id(batch.batch_id)
+        script_keys = [
+            keys.batch_key(batch.batch_id),
+            keys.job_key(batch.job_id),
+            keys.unit_key(unit_id),
+            keys.watchdog_key(),
+        ]
         args: list[str | int] = [
             ",".join(allowed),
             final,
@@ -252,10 +300,13 @@ class BatchStore:
             not_found,
             failed,
             json.dumps(outcomes, separators=(",", ":"), ensure_ascii=False),
-            destinations,
+            len(destinations),
             self._ttl_s,
             reason,
             credits_used,
+            batch_member(batch.batch_id),
+            self._watchdog.deadline(now_ms),
+            *(delivery_member(unit_id, name) for name in destinations),
         ]
         applied = bool(self._complete(keys=script_keys, args=args))
         if applied:
@@ -264,7 +315,7 @@ class BatchStore:
         return applied
 
     def split(
-        self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]], now_ms: int = 0
+        self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]], now_ms: int
     ) -> bool:
         """Replace a refused batch by its two halves (``{id}.0`` and ``{id}.1``); False when stale."""
         ids = (f"{batch.batch_id}.0", f"{batch.batch_id}.1")
@@ -276,11 +327,13 @@ class BatchStore:
             keys.batch_records_key(ids[0]),
             keys.batch_key(ids[1]),
             keys.batch_records_key(ids[1]),
+            keys.watchdog_key(),
         ]
         args: list[str | int] = [seq, batch.job_id]
         for batch_id, records in zip(ids, (first, second), strict=True):
             args += [json.dumps(records, separators=(",", ":"), ensure_ascii=False), len(records), batch_id]
-        args += [self._ttl_s, now_ms]
+        args += [self._ttl_s, self._watchdog.deadline(now_ms), batch_member(batch.batch_id)]
+        args += [batch_member(batch_id) for batch_id in ids]
         applied = bool(self._split(keys=script_keys, args=args))
         if applied:
             self._redis.delete(keys.batch_records_key(batch.batch_id))

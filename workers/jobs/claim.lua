@@ -7,6 +7,7 @@
 -- marked in doubt (the API's answer was lost), re-POSTs: the caller counts it.
 --
 -- KEYS[1] batch hash dropq:batch:{batch}
+-- KEYS[2] batch records dropq:batch-records:{batch}
 -- ARGV[1] required current seq
 -- ARGV[2] now, milliseconds
 -- ARGV[3] lease end, milliseconds
@@ -14,7 +15,7 @@
 -- Returns {seq, in_doubt} when claimed (in_doubt 1 when this POST may repeat an
 -- earlier one), or {code, 0} with code -1 missing, -2 state not allowed, -3 stale
 -- seq, -4 leased to another worker.
--- TTL: renewed to ARGV[4].
+-- TTL: the batch and its records renewed to ARGV[4].
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1, 0}
@@ -36,4 +37,5 @@ if state == 'posting' or f[4] == '1' then
 end
 redis.call('HSET', KEYS[1], 'state', 'posting', 'lease_until_ms', ARGV[3], 'in_doubt', 0)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 return {seq, in_doubt}

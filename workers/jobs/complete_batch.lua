@@ -1,8 +1,13 @@
 -- complete_batch.lua: close a batch (results joined, or failed) and count its records, exactly once.
 --
+-- Closing hands the batch's watch over to its deliveries in the same step:
+-- the batch's watchdog member goes, one per destination comes, so a crash
+-- right after closing still gets every delivery sent by the sweep.
+--
 -- KEYS[1] batch hash       dropq:batch:{batch}
 -- KEYS[2] job ledger hash  dropq:job:{job}
 -- KEYS[3] outcome unit     dropq:unit:{unit}
+-- KEYS[4] watchdog sorted set dropq:watchdog
 -- ARGV[1] allowed current states, comma separated
 -- ARGV[2] final state ("done" or "failed")
 -- ARGV[3] enriched records (integer)
@@ -13,9 +18,15 @@
 -- ARGV[8] TTL of the unit, seconds
 -- ARGV[9] reason (failed batches), or ""
 -- ARGV[10] credits the API keeps for these records (integer)
--- Returns 1 when applied, 0 when the batch was not in an allowed state (already closed).
+-- ARGV[11] the batch's watchdog member (removed)
+-- ARGV[12] watchdog deadline of the deliveries, milliseconds (Redis time)
+-- ARGV[13..] the deliveries' watchdog members (one per destination)
+-- Returns 1 when applied, 0 when the batch was not in an allowed state (already closed) or the job is gone.
 -- TTL: the unit, the batch and the ledger all get ARGV[8].
 
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
 local state = redis.call('HGET', KEYS[1], 'state')
 local allowed = false
 for s in string.gmatch(ARGV[1], '[^,]+') do
@@ -41,5 +52,9 @@ if destinations > 0 then
   redis.call('HSET', KEYS[3], 'payload', ARGV[6], 'remaining', destinations)
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]))
   redis.call('HINCRBY', KEYS[2], 'deliveries_pending', destinations)
+end
+redis.call('ZREM', KEYS[4], ARGV[11])
+for i = 13, #ARGV do
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[12]), ARGV[i])
 end
 return 1

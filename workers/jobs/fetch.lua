@@ -6,12 +6,13 @@
 --
 -- KEYS[1] batch hash          dropq:batch:{batch}
 -- KEYS[2] batch results string dropq:batch-results:{batch}
+-- KEYS[3] batch records string dropq:batch-records:{batch}
 -- ARGV[1] results, JSON
 -- ARGV[2] "1" when the results are partial (forceResults while in progress), else "0"
 -- ARGV[3] now, milliseconds
 -- ARGV[4] TTL, seconds
 -- Returns 1 when kept, 0 when the batch was no longer submitted.
--- TTL: both keys get ARGV[4].
+-- TTL: all three keys get ARGV[4].
 
 if redis.call('HGET', KEYS[1], 'state') ~= 'submitted' then
   return 0
@@ -20,4 +21,5 @@ redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 'state', 'fetched', 'partial', ARGV[2], 'fetched_ms', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 return 1

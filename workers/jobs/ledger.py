@@ -9,18 +9,43 @@ delivered = enriched + not_found.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import IntEnum
 from typing import Any
 
 import redis
 
 from dropq.workers import keys
-from dropq.workers.jobs.options import JobOptions
+from dropq.workers.jobs.options import JobOptions, JobOptionsError
 from dropq.workers.jobs.scripts import load_script
 
-__all__ = ["JobLedger", "JobStatus"]
+__all__ = ["JobLedger", "JobStatus", "JobFinishedError", "PartVerdict", "FINISHED_BULK_TTL_S"]
 
-# Keys of a finished job keep this long before Redis drops them (the ledger stays for `dropq status`).
+# The bookkeeping of a finished job keeps this long before Redis drops it; the ledger and the
+# parts set (the tombstone that recognises a resend) keep the job's TTL.
 FINISHED_BULK_TTL_S = 3600
+
+
+class JobFinishedError(JobOptionsError):
+    """New contacts for a job that is finished: its outputs are written, so the call is refused."""
+
+    @classmethod
+    def for_job(cls, job_id: str) -> JobFinishedError:
+        """The error for new contacts sent to the finished job ``job_id``."""
+        return cls(
+            "job_id",
+            job_id,
+            "a job that is still running (this one is finished: send new contacts under a new job_id; "
+            "a resend of a part it already received is accepted and changes nothing)",
+        )
+
+
+class PartVerdict(IntEnum):
+    """What ``register_part`` found."""
+
+    REFUSED = -1  # new, but the job is finished
+    SEEN = 0  # received before, not produced yet: produce it (again)
+    NEW = 1
+    PRODUCED = 2  # received and produced before: nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +72,7 @@ class JobStatus:
     final_seen: int = 0
     input_end: int = 0
     created_ms: int = 0
+    finishing_ms: int = 0
     finished_ms: int = 0
     fatal_reason: str = ""
     options: str = ""
@@ -63,7 +89,7 @@ class JobStatus:
 
     def summary(self) -> dict[str, Any]:
         """The counts as a JSON-ready mapping (what ``callback.on_done`` receives)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("options", "finishing_ms")}
 
 
 _INT_FIELDS = {f.name for f in fields(JobStatus) if f.type == "int"}
@@ -105,8 +131,8 @@ class JobLedger:
         raw = self._redis.hget(keys.job_key(job_id), "options")
         return JobOptions.from_json(str(raw)) if raw else JobOptions()
 
-    def register_part(self, job_id: str, part_id: str, *, final: bool, end: int = 0) -> bool:
-        """Count an input part once. Returns False for a part seen before (a resent call).
+    def register_part(self, job_id: str, part_id: str, *, final: bool, end: int = 0) -> PartVerdict:
+        """Count an input part once, and say whether it still needs producing.
 
         Args:
             job_id: the job.
@@ -115,12 +141,18 @@ class JobLedger:
             end: the part's offset plus its records; with the final part, the job's input size.
         """
         args = [part_id, "1" if final else "0", self._ttl_s, end]
-        return bool(self._register_part(keys=[keys.job_key(job_id), keys.job_parts_key(job_id)], args=args))
+        script_keys = [keys.job_key(job_id), keys.job_parts_key(job_id), keys.job_produced_parts_key(job_id)]
+        return PartVerdict(int(self._register_part(keys=script_keys, args=args)))
 
-    def mark_part_produced(self, job_id: str, start: int, end: int) -> bool:
+    def mark_part_produced(self, job_id: str, part_id: str, start: int, end: int) -> bool:
         """Note once that the records ``start`` to ``end`` (excluded) of the job's input are produced."""
-        job_keys = [keys.job_key(job_id), keys.job_produced_parts_key(job_id)]
-        return bool(self._part_produced(keys=job_keys, args=[f"{start}:{end}", start, self._ttl_s]))
+        job_keys = [keys.job_key(job_id), keys.job_produced_parts_key(job_id), keys.job_progress_key(job_id)]
+        return bool(self._part_produced(keys=job_keys, args=[f"{start}:{end}", start, self._ttl_s, part_id]))
+
+    def committed_through(self, job_id: str, part_id: str, offset: int) -> int:
+        """The first input index of a part that no committed segment covers yet."""
+        raw = self._redis.hget(keys.job_progress_key(job_id), part_id)
+        return int(str(raw)) if raw is not None else offset
 
     def produced_through(self, job_id: str) -> int:
         """The first input index not yet produced, counting only the unbroken run of parts from index 0."""
@@ -143,8 +175,18 @@ class JobLedger:
         pipe.execute()
 
     def set_fatal(self, job_id: str, reason: str) -> None:
-        """Remember a reason that fails every remaining batch of the job (a wrong token)."""
-        self._redis.hsetnx(keys.job_key(job_id), "fatal_reason", reason)
+        """Remember a reason that fails every remaining batch of the job (a wrong token); never recreates a job."""
+        if self._redis.exists(keys.job_key(job_id)):
+            self._redis.hsetnx(keys.job_key(job_id), "fatal_reason", reason)
+
+    def renew(self, job_id: str) -> None:
+        """Renew the TTL of a running job's own keys once it falls below half (a job paused for days keeps them)."""
+        if self._redis.ttl(keys.job_key(job_id)) > self._ttl_s // 2:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for key in _job_keys(job_id):
+            pipe.expire(key, self._ttl_s)
+        pipe.execute()
 
     def read(self, job_id: str) -> JobStatus | None:
         """The job's ledger, or None when there is no such job (or it expired)."""
@@ -161,12 +203,16 @@ class JobLedger:
 
     def running_jobs(self) -> list[str]:
         """Ids of the jobs not finished yet; ids whose ledger has expired are dropped from the index."""
+        members = [str(m) for m in self._redis.zrange(keys.jobs_index_key(), 0, -1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in members:
+            pipe.hget(keys.job_key(job_id), "state")
         running: list[str] = []
-        for member in self._redis.zrange(keys.jobs_index_key(), 0, -1):
-            job_id = str(member)
-            if self._redis.exists(keys.job_key(job_id)):
+        for job_id, state in zip(members, pipe.execute(), strict=True):
+            if state in ("running", "finishing"):
                 running.append(job_id)
             else:
+                # Expired, or finished (a resend after the finish re-adds it): not running.
                 self._redis.zrem(keys.jobs_index_key(), job_id)
         return running
 
@@ -174,9 +220,16 @@ class JobLedger:
         """Every batch of the job (halves of split batches included)."""
         return sorted(str(b) for b in self._redis.smembers(keys.job_batches_key(job_id)))  # type: ignore[union-attr]
 
-    def is_ready_to_finish(self, job_id: str) -> bool:
-        """Whether the job looks complete (a cheap check before enqueueing ``dropq.finish``)."""
+    def needs_finisher(self, job_id: str, now_ms: int, silent_ms: int) -> bool:
+        """Whether a ``dropq.finish`` should be sent: the job looks complete, or its finisher went silent."""
         status = self.read(job_id)
+        if status is not None and status.state == "finishing":
+            return now_ms - status.finishing_ms > silent_ms
+        return self.is_ready_to_finish(job_id, status)
+
+    def is_ready_to_finish(self, job_id: str, status: JobStatus | None = None) -> bool:
+        """Whether the job looks complete (a cheap check before enqueueing ``dropq.finish``)."""
+        status = status or self.read(job_id)
         return bool(
             status
             and status.state == "running"
@@ -190,22 +243,45 @@ class JobLedger:
     def begin_finish(self, job_id: str, finisher: str, now_ms: int, stale_ms: int) -> bool:
         """Claim the job's completion; True for the one finisher (again on its redelivery).
 
-        A finisher silent for longer than ``stale_ms`` (its task failed for good) is replaced.
+        A finisher silent for longer than ``stale_ms`` (killed) is replaced.
         """
         return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "begin", stale_ms]))
+
+    def heartbeat_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
+        """Say the finisher still works (between destinations); False when another one took over."""
+        return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "heartbeat", 0]))
+
+    def release_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
+        """Hand the job back (finishing -> running) after the finisher failed, for the next finish check."""
+        return bool(self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "release", 0]))
 
     def end_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
         """Mark the job finished once its completion was announced."""
         if not self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "end", 0]):
             return False
-        self._redis.zrem(keys.jobs_index_key(), job_id)
-        # Bookkeeping sets of a finished job are no longer needed; the ledger keeps its own TTL.
-        for key in (
-            keys.job_parts_key(job_id),
-            keys.job_produced_parts_key(job_id),
-            keys.job_segments_key(job_id),
-            keys.job_seen_key(job_id),
-            keys.job_deliveries_key(job_id),
-        ):
-            self._redis.expire(key, FINISHED_BULK_TTL_S)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(keys.jobs_index_key(), job_id)
+        # The tombstone: the ledger and the parts set live the full TTL from now, so a resend is recognised.
+        pipe.expire(keys.job_key(job_id), self._ttl_s)
+        pipe.expire(keys.job_parts_key(job_id), self._ttl_s)
+        # The rest of the bookkeeping is no longer needed.
+        for key in _job_keys(job_id):
+            if key not in (keys.job_key(job_id), keys.job_parts_key(job_id)):
+                pipe.expire(key, min(FINISHED_BULK_TTL_S, self._ttl_s))
+        pipe.execute()
         return True
+
+
+def _job_keys(job_id: str) -> tuple[str, ...]:
+    """The keys a job owns itself (its batches and units have their own)."""
+    return (
+        keys.job_key(job_id),
+        keys.job_parts_key(job_id),
+        keys.job_produced_parts_key(job_id),
+        keys.job_parked_parts_key(job_id),
+        keys.job_progress_key(job_id),
+        keys.job_segments_key(job_id),
+        keys.job_seen_key(job_id),
+        keys.job_batches_key(job_id),
+        keys.job_deliveries_key(job_id),
+    )

@@ -14,7 +14,11 @@ from typing import Any
 
 from dropq.errors import InvalidValueError
 
-__all__ = ["CallbackSpec", "JobOptions", "JobOptionsError", "parse_job_options", "is_valid_job_id"]
+__all__ = ["CallbackSpec", "JobOptions", "JobOptionsError", "MAX_INPUT_INDEX", "parse_job_options", "is_valid_job_id"]
+
+# A job holds at most this many input records: a part's offset plus its contacts stays at or below it.
+# (Indexes travel through Lua, whose numbers are exact only up to 2**53, and into file names.)
+MAX_INPUT_INDEX = 1_000_000_000
 
 # Job ids end up in Redis keys and file names: keep them to a safe alphabet.
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")

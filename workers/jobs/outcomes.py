@@ -17,15 +17,26 @@ import redis
 
 from dropq.workers import keys
 from dropq.workers.jobs.scripts import load_script
+from dropq.workers.jobs.watchdog import delivery_member
 
-__all__ = ["OutcomeStore", "STATUSES", "unit_id_for"]
+__all__ = ["OutcomeStore", "STATUSES", "batch_unit_id", "segment_unit_id", "job_of_unit"]
 
 STATUSES = ("enriched", "not_found", "rejected", "duplicate", "failed")
 
 
-def unit_id_for(job_id: str, name: str) -> str:
-    """The id of a unit of outcomes: a job's batch (``name`` = batch id) or a segment's rejects (segment id)."""
-    return f"{job_id}:{name}"
+def batch_unit_id(batch_id: str) -> str:
+    """The id of the unit of a batch's outcomes: the batch id (``{job}/{part}/{segment}``)."""
+    return batch_id
+
+
+def segment_unit_id(job_id: str, segment_id: str) -> str:
+    """The id of the unit of a segment's rejected and duplicate records: ``{job}/{part}/{segment}/others``."""
+    return f"{job_id}/{segment_id}/others"
+
+
+def job_of_unit(unit_id: str) -> str:
+    """The job a unit belongs to (job ids hold no ``/``)."""
+    return unit_id.split("/", 1)[0]
 
 
 class OutcomeStore:
@@ -52,6 +63,11 @@ class OutcomeStore:
 
     def mark_delivered(self, job_id: str, unit_id: str, destination: str, *, gave_up: bool = False) -> bool:
         """Count the delivery once; the unit's data goes when its last destination is done."""
-        script_keys = [keys.job_key(job_id), keys.job_deliveries_key(job_id), keys.unit_key(unit_id)]
-        args = [f"{unit_id}|{destination}", "1" if gave_up else "0", self._ttl_s]
+        script_keys = [
+            keys.job_key(job_id),
+            keys.job_deliveries_key(job_id),
+            keys.unit_key(unit_id),
+            keys.watchdog_key(),
+        ]
+        args = [f"{unit_id}|{destination}", "1" if gave_up else "0", self._ttl_s, delivery_member(unit_id, destination)]
         return bool(self._done(keys=script_keys, args=args))

@@ -6,6 +6,8 @@
 -- the number, which makes every older message stale.
 --
 -- KEYS[1] batch hash dropq:batch:{batch}
+-- KEYS[2] batch records dropq:batch-records:{batch}
+-- KEYS[3] batch results dropq:batch-results:{batch}
 -- ARGV[1] allowed current states, comma separated ("pending,posting")
 -- ARGV[2] required current seq, or "" for any
 -- ARGV[3] new state, or "" to keep it
@@ -14,7 +16,8 @@
 -- ARGV[6..] field, value pairs to set
 -- Returns the (new) seq when applied, -1 when the batch is missing, -2 when
 -- its state is not allowed, -3 when the seq is stale.
--- TTL: renewed to ARGV[5] (a batch lives that long after its last transition).
+-- TTL: the batch, its records and its results renewed to ARGV[5] (a batch lives that long after its
+-- last transition); a key that is gone stays gone.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -40,5 +43,7 @@ end
 for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+for i = 1, 3 do
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5]))
+end
 return seq

@@ -8,7 +8,8 @@ import structlog
 
 from dropq.config.celeryconfig import consumed_queues
 from dropq.workers.destinations.base import DestinationError
-from dropq.workers.jobs.options import JobOptions, JobOptionsError, is_valid_job_id
+from dropq.workers.jobs.ledger import JobFinishedError, PartVerdict
+from dropq.workers.jobs.options import MAX_INPUT_INDEX, JobOptions, JobOptionsError, is_valid_job_id
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.produce import produce_part
 from dropq.workers.runtime import Runtime
@@ -32,6 +33,10 @@ def accept_input(
         raise JobOptionsError("contacts", type(contacts).__name__, "a list of contact objects")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise JobOptionsError("offset", offset, "a non-negative integer (the index of the part's first contact)")
+    if offset + len(contacts) > MAX_INPUT_INDEX:
+        raise JobOptionsError(
+            "offset", offset, f"at most {MAX_INPUT_INDEX:,} with its contacts (a job holds at most that many)"
+        )
     if not isinstance(final, bool):
         raise JobOptionsError("final", final, "true or false")
     callback_queue = options.callback.queue if options.callback else None
@@ -44,9 +49,14 @@ def accept_input(
         raise JobOptionsError("destinations", list(options.destinations or ()), f"known names ({exc.reason})") from exc
     created = rt.ledger.open(job_id, options, rt.now_ms())
     part_id = str(offset)
-    is_new_part = rt.ledger.register_part(job_id, part_id, final=final, end=offset + len(contacts))
+    verdict = rt.ledger.register_part(job_id, part_id, final=final, end=offset + len(contacts))
+    if verdict is PartVerdict.REFUSED:
+        raise JobFinishedError.for_job(job_id)
     _log.info("input_accepted", job_id=job_id, part_id=part_id, records=len(contacts), new_job=created,
-              new_part=is_new_part, final=final)  # fmt: skip
+              part=verdict.name.lower(), final=final)  # fmt: skip
+    if verdict is PartVerdict.PRODUCED:
+        # A resend (or a redelivery) of a part already produced: the same part twice is one part.
+        return []
     # Produced here rather than by a dropq.produce message: the contacts cross the broker once.
     # (A part that must wait for earlier parts goes on as a dropq.produce message.)
     return produce_part(rt, job_id, part_id, offset, contacts)

@@ -8,7 +8,7 @@ import structlog
 
 from dropq.dropcontact.records import CORRELATION_FIELD
 from dropq.workers.jobs.batches import OPEN_STATES, Batch, BatchState
-from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.jobs.outcomes import batch_unit_id
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
@@ -47,13 +47,14 @@ def close_batch(
         not_found=counts["not_found"],
         failed=failed,
         outcomes=outcomes,
-        destinations=len(destinations),
+        destinations=destinations,
+        now_ms=rt.now_ms(),
         reason=reason,
         credits_used=credits_used,
     )
     if not applied:
         return redeliver_unit(rt, batch)
-    unit_id = unit_id_for(batch.job_id, batch.batch_id)
+    unit_id = batch_unit_id(batch.batch_id)
     return [followup.deliver(batch.job_id, unit_id, name) for name in destinations] + finish_if_complete(
         rt, batch.job_id
     )
@@ -61,7 +62,7 @@ def close_batch(
 
 def redeliver_unit(rt: Runtime, batch: Batch) -> list[Followup]:
     """After a crash between closing a batch and sending its deliveries: send those not yet counted."""
-    unit_id = unit_id_for(batch.job_id, batch.batch_id)
+    unit_id = batch_unit_id(batch.batch_id)
     options = rt.ledger.options(batch.job_id)
     pending = [
         name for name in rt.destinations.names_for(options) if not rt.outcomes.is_delivered(batch.job_id, unit_id, name)

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import structlog
 
-from dropq.config.celeryconfig import stall_after_ms
+from dropq.config.celeryconfig import finisher_silence_ms
 from dropq.workers.destinations.base import DestinationError
+from dropq.workers.jobs.watchdog import finish_member
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
@@ -18,7 +19,7 @@ _log = structlog.get_logger(__name__)
 
 
 def finish_if_complete(rt: Runtime, job_id: str) -> list[Followup]:
-    """A ``dropq.finish`` message when the job looks complete, else nothing."""
+    """A ``dropq.finish`` message when the job looks complete, else nothing (the sweep covers silent finishers)."""
     return [followup.finish(job_id)] if rt.ledger.is_ready_to_finish(job_id) else []
 
 
@@ -37,7 +38,7 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
     Returns:
         True when this call finished the job.
     """
-    if not rt.ledger.begin_finish(job_id, finisher, rt.now_ms(), stall_after_ms(rt.settings)):
+    if not rt.ledger.begin_finish(job_id, finisher, rt.now_ms(), finisher_silence_ms(rt.settings)):
         return False
     options = rt.ledger.options(job_id)
     for name in rt.destinations.names_for(options):
@@ -45,12 +46,19 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
             rt.destinations.get(name, options).finish(job_id)
         except DestinationError as exc:
             _log.error("destination_finish_failed", job_id=job_id, destination=name, reason=exc.reason)
+        except Exception as exc:
+            _log.exception("destination_finish_failed", job_id=job_id, destination=name, error=type(exc).__name__)
+        # A long merge must not look like a dead finisher; a finisher replaced meanwhile stops here.
+        if not rt.ledger.heartbeat_finish(job_id, finisher, rt.now_ms()):
+            _log.warning("finisher_replaced", job_id=job_id)
+            return False
     status = rt.ledger.read(job_id)
     summary = {**(status.summary() if status else {"job_id": job_id}), "state": "finished"}
     if options.callback and options.callback.on_done:
         send(Followup(options.callback.on_done, {"job_id": job_id, "summary": summary}, queue=options.callback.queue))
     finished_ms = rt.now_ms()
     rt.ledger.end_finish(job_id, finisher, finished_ms)
+    rt.watchdog.disarm(finish_member(job_id))
     counts = {k: v for k, v in summary.items() if k not in ("state", "fatal_reason", "finished_ms")}
     _log.info("job_finished", finished_ms=finished_ms, **counts)
     return True

@@ -14,7 +14,6 @@ from dropq.dropcontact.errors import AuthenticationError, DropcontactError, Rate
 from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
-from dropq.workers.pipeline.chain import claim_message
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.results import accept_results
@@ -36,10 +35,9 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch is None or batch.state is not BatchState.SUBMITTED:
         return []
     structlog.contextvars.bind_contextvars(job_id=batch.job_id, request_id=batch.request_id)
-    current = claim_message(rt, batch, seq)
-    if current is None:
+    if batch.seq != seq:
+        # A stale copy (its step was done, or re-sent by the sweep and done): nothing to do.
         return []
-    seq = current
     token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
         return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]

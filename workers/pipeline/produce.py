@@ -27,25 +27,41 @@ import structlog
 from dropq.dropcontact.batching import batch_payload, split_into_segments
 from dropq.dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
 from dropq.workers.jobs.batches import SegmentCommit
-from dropq.workers.jobs.outcomes import unit_id_for
+from dropq.workers.jobs.outcomes import segment_unit_id
 from dropq.workers.jobs.parked import ParkedPart, ParkedParts
 from dropq.workers.jobs.seen import SeenRecords
+from dropq.workers.jobs.watchdog import parked_member
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["produce_part", "produce_parked", "batch_id_for", "correlation_id_for", "ORDER_CHECK_S"]
+__all__ = [
+    "produce_part",
+    "produce_parked",
+    "fail_part",
+    "batch_id_for",
+    "segment_id_for",
+    "correlation_id_for",
+    "ORDER_CHECK_S",
+]
 
 _log = structlog.get_logger(__name__)
 
 # A parked part looks again this often; with no part of the job produced in between, it goes on.
 ORDER_CHECK_S = 30.0
+# The segment number of the records a failed produce could not commit (after any real segment of a part).
+_FAILED_SEGMENT = 10**9
+
+
+def segment_id_for(part_id: str, segment: int) -> str:
+    """The id of a segment inside its job: ``{part}/{segment}``."""
+    return f"{part_id}/{segment}"
 
 
 def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
-    """The id of the batch closing a segment."""
-    return f"{job_id}:{part_id}:{segment}"
+    """The id of the batch closing a segment: ``{job}/{part}/{segment}`` (job ids hold no ``/``)."""
+    return f"{job_id}/{segment_id_for(part_id, segment)}"
 
 
 def correlation_id_for(index: int) -> str:
@@ -106,11 +122,14 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
     destinations = rt.destinations.names_for(options)
     followups: list[Followup] = []
     number = -1
+    end = offset
     for number, segment in enumerate(split_into_segments(_classified(rt, job_id, offset, contacts))):
-        segment_id = f"{part_id}:{number}"
+        segment_id = segment_id_for(part_id, number)
         batch_id = batch_id_for(job_id, part_id, number) if segment.records else None
+        end += segment.received
         commit = SegmentCommit(
             job_id=job_id,
+            end=end,
             segment_id=segment_id,
             batch_id=batch_id,
             records=batch_payload(segment.records),
@@ -119,20 +138,61 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
             duplicates=sum(1 for outcome in segment.others if outcome["status"] == "duplicate"),
             outcomes=segment.others,
         )
-        rt.batches.commit_segment(commit, len(destinations), rt.now_ms())
+        rt.batches.commit_segment(commit, destinations, rt.now_ms())
         # Sent even when the commit was a no-op: the first run may have died before sending them.
         if batch_id:
             followups.append(followup.submit(batch_id, seq=0))
         if segment.others:
-            unit_id = unit_id_for(job_id, segment_id)
+            unit_id = segment_unit_id(job_id, segment_id)
             followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
-    rt.ledger.mark_part_produced(job_id, offset, offset + len(contacts))
+    _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
+    return followups + _part_done(rt, job_id, part_id, offset, offset + len(contacts))
+
+
+def _part_done(rt: Runtime, job_id: str, part_id: str, offset: int, end: int) -> list[Followup]:
+    """Mark the part produced; wake the parked part next in line; the finish check."""
+    rt.ledger.mark_part_produced(job_id, part_id, offset, end)
     # After the mark: a part parked before it is found here, and a part parking after it sees its turn.
     next_offset = ParkedParts(rt.redis, rt.settings.job_ttl_s).produced(job_id, offset)
-    if next_offset is not None:
-        followups.append(followup.produce(job_id, next_offset))
-    _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
+    rt.watchdog.disarm(parked_member(job_id, offset))
+    followups = [followup.produce(job_id, next_offset)] if next_offset is not None else []
     return followups + finish_if_complete(rt, job_id)
+
+
+def fail_part(
+    rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any], reason: str
+) -> list[Followup]:
+    """Fail the records of a part its produce could not commit (it failed on a bug), so the job still finishes.
+
+    The segments committed before the failure stand; every record after them is ``failed`` with ``reason``.
+    """
+    through = rt.ledger.committed_through(job_id, part_id, offset)
+    options = rt.ledger.options(job_id)
+    destinations = rt.destinations.names_for(options)
+    outcomes = [
+        _outcome(job_id, index, "failed", reason, contacts[index - offset])
+        for index in range(through, offset + len(contacts))
+    ]
+    followups: list[Followup] = []
+    if outcomes:
+        segment_id = segment_id_for(part_id, _FAILED_SEGMENT)
+        commit = SegmentCommit(
+            job_id=job_id,
+            end=offset + len(contacts),
+            segment_id=segment_id,
+            batch_id=None,
+            records=[],
+            received=len(outcomes),
+            rejected=0,
+            duplicates=0,
+            failed=len(outcomes),
+            outcomes=outcomes,
+        )
+        rt.batches.commit_segment(commit, destinations, rt.now_ms())
+        unit_id = segment_unit_id(job_id, segment_id)
+        followups += [followup.deliver(job_id, unit_id, name) for name in destinations]
+    _log.error("part_failed", job_id=job_id, part_id=part_id, records=len(outcomes), reason=reason)
+    return followups + _part_done(rt, job_id, part_id, offset, offset + len(contacts))
 
 
 def _classified(

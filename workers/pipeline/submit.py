@@ -33,11 +33,10 @@ from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
 from dropq.workers.limiter.gcra import Decision
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
-from dropq.workers.pipeline.chain import claim_message
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
-from dropq.workers.webhooks import callback_url_for, take_early_push
+from dropq.workers.webhooks import adopt_pushed_results, callback_url_for, take_early_push
 
 __all__ = ["submit_batch", "AUTH_FAILED_REASON"]
 
@@ -64,10 +63,9 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch is None or batch.state not in (BatchState.PENDING, BatchState.POSTING):
         return []
     structlog.contextvars.bind_contextvars(job_id=batch.job_id)
-    current = claim_message(rt, batch, seq)
-    if current is None:
+    if batch.seq != seq:
+        # A stale copy (its step was done, or re-sent by the sweep and done): nothing to do.
         return []
-    seq = current
     job = rt.ledger.read(batch.job_id)
     if job is not None and job.fatal_reason:
         return fail_batch(rt, batch, job.fatal_reason)
@@ -75,6 +73,14 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
         # Another worker is inside its POST right now; look again once its lease is over.
         return [followup.submit(batch_id, seq, (batch.lease_until_ms - now_ms) / 1000)]
+    if rt.settings.webhook_url and _in_doubt_since(batch):
+        # The last POST may have reached the API: its push (to this batch's own URL) would say so.
+        pushed = adopt_pushed_results(rt, batch)
+        if pushed is not None:
+            return pushed
+        wait_ms = _in_doubt_since(batch) + int(rt.settings.webhook_safety_poll_s * 1000) - now_ms
+        if wait_ms > 0:
+            return [followup.submit(batch_id, seq, wait_ms / 1000)]
 
     credit = rt.credits.check_submit(batch.count)
     if not credit.allowed and rt.credits.is_paused() and rt.credits.should_recheck():
@@ -137,6 +143,15 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     return [followup.poll(batch_id, polled, rt.poll_schedule.delay_s(0, rt.rng))]
 
 
+def _in_doubt_since(batch: Batch) -> int:
+    """When the batch's last POST went in doubt (its answer lost, or its worker died inside it), else 0."""
+    if batch.in_doubt:
+        return batch.doubt_ms
+    if batch.state is BatchState.POSTING:
+        return batch.lease_until_ms
+    return 0
+
+
 def _recheck_balance(rt: Runtime) -> None:
     token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
@@ -171,8 +186,17 @@ def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> lis
         return fail_batch(rt, batch, reason if isinstance(exc, TransientError) else str(exc))
     # The API has no idempotency key: a POST whose answer was lost may have been taken (and charged).
     # It is sent again, so that its contacts come back, and the re-POST is counted in `resubmitted`.
-    back = _back_to_pending(rt, batch, seq, errors=errors, in_doubt=1 if _may_have_arrived(exc) else 0)
+    doubt = {"in_doubt": 1, "doubt_ms": rt.now_ms()} if _may_have_arrived(exc) else {"in_doubt": 0}
+    back = _back_to_pending(rt, batch, seq, errors=errors, **doubt)
     delay = rt.retry_schedule.delay_s(errors, rt.rng)
+    if doubt["in_doubt"] and rt.settings.webhook_url and back is not None:
+        # Its push, if it was taken, comes within the API's worst case: wait for it before sending it again
+        # (the receiver wakes this submit when it comes; it may have come already, during the POST).
+        moved_on = rt.batches.get(batch.batch_id)
+        pushed = adopt_pushed_results(rt, moved_on) if moved_on is not None else None
+        if pushed is not None:
+            return pushed
+        delay = max(delay, rt.settings.webhook_safety_poll_s)
     _log.warning("submit_error", job_id=batch.job_id, batch_id=batch.batch_id, error=str(exc), errors=errors)
     return [followup.submit(batch.batch_id, back, delay)] if back is not None else []
 

@@ -1,69 +1,89 @@
-"""The sweep: put back on its way any batch whose chain of messages was lost.
+"""The sweep: send again the steps whose message was lost, re-derived from the state; finish what is complete.
 
-Late acknowledgement and redelivery cover a worker killed mid-task. One case
-is left: a stage moved a batch on (say ``posting -> submitted``) and then
-could not send the next message, because the broker (the same Redis) went
-away at that moment. The retry of that task then finds the batch already
-moved and has nothing to do, and the chain ends. The sweep finds such
-batches by their silence: a live chain touches its batch at least once per
-longest countdown, so a batch untouched for twice that is stalled. It is
-resumed from its state (``pending``/``posting`` -> submit, ``submitted`` ->
-poll, ``fetched`` -> sink, closed -> the deliveries not yet counted), and a
-job whose every part is done gets its finish check. A resumed chain that
-turns out to be alive after all only costs a duplicate message, which the
-batch's sequence number then stops.
+Every message dropq sends itself arms a deadline first (``jobs.watchdog``):
+when it is due, plus ``DROPQ_STALL_TIMEOUT_S``. A worker that dies holding
+messages (a countdown is held from the moment it is sent) leaves their
+deadlines to pass; the broker would give the messages back only after its
+visibility timeout. The sweep takes the overdue members and re-derives each
+step from the state it finds: a batch ``pending``/``posting`` -> submit,
+``submitted`` -> poll, ``fetched`` -> sink; a delivery not yet counted ->
+deliver; a job complete, or finishing with a silent finisher -> finish; a
+parked part -> its check. Work found done is dropped from the watch. A resent
+step that turns out alive after all is a no-op: the batch's ``seq``, its
+claim lease and the deliveries' done set stop it.
+
+Each running job also gets its finish check (a crash between its last
+delivery and the finish message leaves nothing armed) and its TTLs renewed.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from dropq.config.celeryconfig import stall_after_ms
-from dropq.workers.jobs.batches import Batch, BatchState
+from dropq.config.celeryconfig import finisher_silence_ms
+from dropq.workers import keys
+from dropq.workers.jobs.batches import BatchState
+from dropq.workers.jobs.watchdog import Watched, parse_member
 from dropq.workers.pipeline import followup
-from dropq.workers.pipeline.closing import redeliver_unit
-from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sweep", "resume_batch"]
+__all__ = ["sweep", "rederive", "finish_check", "SWEEP_LIMIT"]
 
 _log = structlog.get_logger(__name__)
 
+# Overdue members handled per sweep; the rest wait for the next one (a sweep stays short).
+SWEEP_LIMIT = 2000
 
-def resume_batch(rt: Runtime, batch: Batch) -> list[Followup]:
-    """The message that carries a batch on from the state it is in."""
-    if batch.state in (BatchState.PENDING, BatchState.POSTING):
-        return [followup.submit(batch.batch_id, batch.seq)]
-    if batch.state is BatchState.SUBMITTED:
-        return [followup.poll(batch.batch_id, batch.seq)]
-    if batch.state is BatchState.FETCHED:
-        return [followup.sink(batch.batch_id)]
-    if batch.state in (BatchState.DONE, BatchState.FAILED):
-        return redeliver_unit(rt, batch)
+
+def rederive(rt: Runtime, watched: Watched) -> list[Followup]:
+    """The message that carries the watched work on from the state it is in; nothing when it is done."""
+    if watched.kind == "b":
+        batch = rt.batches.get(watched.batch_id)
+        if batch is None:
+            return []
+        if batch.state in (BatchState.PENDING, BatchState.POSTING):
+            return [followup.submit(batch.batch_id, batch.seq)]
+        if batch.state is BatchState.SUBMITTED:
+            return [followup.poll(batch.batch_id, batch.seq)]
+        if batch.state is BatchState.FETCHED:
+            return [followup.sink(batch.batch_id)]
+        # Closed: its deliveries are watched on their own.
+        return []
+    if watched.kind == "d":
+        if rt.outcomes.is_delivered(watched.job_id, watched.unit_id, watched.destination):
+            return []
+        if rt.outcomes.load(watched.unit_id) is None:
+            return []
+        return [followup.deliver(watched.job_id, watched.unit_id, watched.destination)]
+    if watched.kind == "f":
+        return finish_check(rt, watched.job_id)
+    if watched.kind == "p" and rt.redis.hexists(keys.job_parked_parts_key(watched.job_id), str(watched.offset)):
+        # A check (not a wake-up): it produces the part if its turn came, else looks again later.
+        return [followup.produce(watched.job_id, watched.offset, checked_through=-1)]
+    return []
+
+
+def finish_check(rt: Runtime, job_id: str) -> list[Followup]:
+    """A ``dropq.finish`` when the job looks complete or its finisher went silent, else nothing."""
+    if rt.ledger.needs_finisher(job_id, rt.now_ms(), finisher_silence_ms(rt.settings)):
+        return [followup.finish(job_id)]
     return []
 
 
 def sweep(rt: Runtime) -> list[Followup]:
-    """Resume every stalled batch of every running job, and check each for completion."""
+    """Re-derive every overdue step; check every running job for completion and renew its TTLs."""
     now_ms = rt.now_ms()
-    stalled_ms = stall_after_ms(rt.settings)
     followups: list[Followup] = []
+    for member in rt.watchdog.due(now_ms, SWEEP_LIMIT):
+        watched = parse_member(member)
+        found = rederive(rt, watched) if watched is not None else []
+        if found and watched is not None:
+            _log.warning("step_resumed", kind=watched.kind, job_id=watched.job_id, task=found[0].task)
+            followups.extend(found)
+        else:
+            rt.watchdog.drop_if_due(member, now_ms)
     for job_id in rt.ledger.running_jobs():
-        status = rt.ledger.read(job_id)
-        if status is None or (status.batches_done == status.batches and not status.deliveries_pending):
-            followups.extend(finish_if_complete(rt, job_id))
-            continue
-        for batch_id in rt.ledger.batch_ids(job_id):
-            batch = rt.batches.get(batch_id)
-            if batch is None or batch.state is BatchState.SPLIT or now_ms - batch.touched_ms < stalled_ms:
-                continue
-            if batch.state in (BatchState.DONE, BatchState.FAILED) and not status.deliveries_pending:
-                continue
-            resumed = resume_batch(rt, batch)
-            if batch.state not in (BatchState.DONE, BatchState.FAILED) or resumed:
-                _log.warning("batch_resumed", job_id=job_id, batch_id=batch_id, state=str(batch.state))
-                rt.batches.touch(batch_id, now_ms)
-            followups.extend(resumed)
-        followups.extend(finish_if_complete(rt, job_id))
+        rt.ledger.renew(job_id)
+        followups.extend(finish_check(rt, job_id))
     return followups
