@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from dropq.dropcontact.joining import correlation_id_of
 from dropq.workers import keys
 from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
 from dropq.workers.pipeline import followup
@@ -158,9 +159,13 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
     """
     raw = rt.redis.getdel(keys.webhook_early_key(batch.batch_id))
     pushes = parse_push(json.loads(str(raw))) if raw else []
-    if not pushes:
+    sent = sorted(str(correlation_id_of(record)) for record in rt.batches.records(batch.batch_id))
+    # With no request_id of ours to compare, only a push holding exactly this batch's records is taken.
+    push = next((p for p in pushes if sorted(str(correlation_id_of(r)) for r in p.records) == sent), None)
+    if push is None:
+        if pushes:
+            _log.warning("doubtful_post_push_refused", job_id=batch.job_id, batch_id=batch.batch_id)
         return None
-    push = pushes[0]
     try:
         rt.batches.transition(
             batch.batch_id,
