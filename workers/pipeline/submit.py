@@ -102,6 +102,11 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     except TransitionRefused:
         rt.credits.release(batch.count)
         return []
+    if in_doubt:
+        # Counted before it is sent, each time: a batch in doubt twice, or whose doubtful POST was
+        # followed by a refused one, is never under-counted (a POST that then fails to connect is
+        # counted all the same: `resubmitted` is an upper bound of the batches the API got twice).
+        rt.ledger.add(batch.job_id, resubmitted=1)
     options = rt.ledger.options(batch.job_id)
     callback_url = callback_url_for(rt, batch_id)
     try:
@@ -127,7 +132,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     )
     if answer.credits_left is not None:
         rt.credits.record_balance(answer.credits_left)
-    rt.ledger.add(batch.job_id, batches_submitted=1, resubmitted=1 if in_doubt else 0)
+    rt.ledger.add(batch.job_id, batches_submitted=1)
     _log.info(
         "batch_submitted",
         job_id=batch.job_id,
