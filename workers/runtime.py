@@ -122,6 +122,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         read_timeout_s=settings.read_timeout_s,
     )
     watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
+    clock = RedisClock(client)
     return Runtime(
         settings=settings,
         redis=client,
@@ -133,7 +134,11 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
             policy=LimiterPolicy(settings.rate_limit, safety_margin=settings.rate_margin),
         ),
         credits=CreditGuard(
-            client, account, budget_per_day=settings.credit_budget_per_day, recheck_s=settings.credit_recheck_s
+            client,
+            account,
+            budget_per_day=settings.credit_budget_per_day,
+            recheck_s=settings.credit_recheck_s,
+            clock_s=clock,
         ),
         ledger=JobLedger(client, settings.job_ttl_s),
         batches=BatchStore(client, settings.job_ttl_s, watchdog),
@@ -151,7 +156,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         ),
         retry_schedule=RetrySchedule(max_retries=settings.max_retries),
         rng=random.Random(),
-        clock_s=RedisClock(client),
+        clock_s=clock,
     )
 
 

@@ -157,7 +157,8 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
     Returns:
         The sink of the results, or None when no push was kept (the caller POSTs again).
     """
-    raw = rt.redis.getdel(keys.webhook_early_key(batch.batch_id))
+    # Read, not taken: it is deleted once its results are kept (a crash in between finds it again).
+    raw = rt.redis.get(keys.webhook_early_key(batch.batch_id))
     pushes = parse_push(json.loads(str(raw))) if raw else []
     sent = sorted(str(correlation_id_of(record)) for record in rt.batches.records(batch.batch_id))
     # With no request_id of ours to compare, only a push holding exactly this batch's records is taken.
@@ -182,7 +183,9 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
     rt.ledger.add(batch.job_id, batches_submitted=1)
     _log.info("doubtful_post_answered_by_push", job_id=batch.job_id, batch_id=batch.batch_id)
     moved_on = rt.batches.get(batch.batch_id)
-    return accept_results(rt, moved_on, push.records, partial=False) if moved_on is not None else []
+    followups = accept_results(rt, moved_on, push.records, partial=False) if moved_on is not None else []
+    rt.redis.delete(keys.webhook_early_key(batch.batch_id))
+    return followups
 
 
 def take_early_push(rt: Runtime, batch_id: str) -> list[Followup]:

@@ -124,6 +124,30 @@ def test_a_batch_retried_past_the_job_ttl_keeps_its_records(
     assert _file_indexes(tmp_path, "ttl-1") == list(range(5))
 
 
+def test_a_job_paused_past_its_ttl_keeps_its_own_keys_and_its_tombstone(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """Credits gone past the TTL: the sweep renews the job's sets, so a resend after the finish is a no-op."""
+    # Given: keys that live 4 s, and no credits for 10 s
+    sandbox.configure(credits=0)
+    env = worker_env(
+        redis_url, sandbox, tmp_path, DROPQ_JOB_TTL_S="4", DROPQ_STALL_TIMEOUT_S="2", DROPQ_CREDIT_RECHECK_S="1"
+    )
+    start_worker(env)
+    contacts = make_contacts(5)
+    _send(redis_url, contacts=contacts, job_id="paused-1")
+    time.sleep(10)
+    sandbox.configure(credits=1000)
+    status = wait_for_job(redis_url, "paused-1", timeout_s=60)
+    # When: the same call again, after the finish
+    _send(redis_url, contacts=contacts, job_id="paused-1")
+    time.sleep(1)
+    # Then
+    _assert_accounted(status, 5)
+    assert status.delivered == 5
+    assert sandbox.stats()["batches_received"] == 1
+
+
 def test_a_job_left_finishing_by_a_dead_finisher_is_finished_by_the_sweep(
     start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
 ) -> None:

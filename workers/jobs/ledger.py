@@ -181,7 +181,8 @@ class JobLedger:
 
     def renew(self, job_id: str) -> None:
         """Renew the TTL of a running job's own keys once it falls below half (a job paused for days keeps them)."""
-        if self._redis.ttl(keys.job_key(job_id)) > self._ttl_s // 2:
+        # Read on the parts set: every message renews the ledger, but none renews the job's own sets.
+        if self._redis.ttl(keys.job_parts_key(job_id)) > self._ttl_s // 2:
             return
         pipe = self._redis.pipeline(transaction=False)
         for key in _job_keys(job_id):

@@ -54,10 +54,14 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
             return False
     status = rt.ledger.read(job_id)
     summary = {**(status.summary() if status else {"job_id": job_id}), "state": "finished"}
+    # Still the finisher right before the announcement: a finisher replaced while it stalled says nothing.
+    if not rt.ledger.heartbeat_finish(job_id, finisher, rt.now_ms()):
+        return False
     if options.callback and options.callback.on_done:
         send(Followup(options.callback.on_done, {"job_id": job_id, "summary": summary}, queue=options.callback.queue))
     finished_ms = rt.now_ms()
-    rt.ledger.end_finish(job_id, finisher, finished_ms)
+    if not rt.ledger.end_finish(job_id, finisher, finished_ms):
+        return False
     rt.watchdog.disarm(finish_member(job_id))
     counts = {k: v for k, v in summary.items() if k not in ("state", "fatal_reason", "finished_ms")}
     _log.info("job_finished", finished_ms=finished_ms, **counts)

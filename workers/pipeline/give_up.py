@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from dropq.workers import keys
-from dropq.workers.jobs.batches import OPEN_STATES
+from dropq.workers.jobs.batches import BatchState
 from dropq.workers.jobs.parked import ParkedParts
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.finish import finish_if_complete
@@ -26,7 +26,12 @@ __all__ = ["give_up", "give_up_part"]
 
 _log = structlog.get_logger(__name__)
 
-_BATCH_TASKS = ("dropq.submit", "dropq.poll", "dropq.sink")
+# The states each batch task owns: it fails a batch only in these (one that moved on is another's).
+_OWNED_STATES = {
+    "dropq.submit": (BatchState.PENDING, BatchState.POSTING),
+    "dropq.poll": (BatchState.SUBMITTED,),
+    "dropq.sink": (BatchState.FETCHED,),
+}
 
 
 def _reason(task_name: str, exc: BaseException) -> str:
@@ -41,21 +46,26 @@ def give_up(rt: Runtime, task_name: str, kwargs: dict[str, Any], exc: BaseExcept
     """
     reason = _reason(task_name, exc)
     _log.error("task_gave_up", task=task_name, error=type(exc).__name__, reason=reason)
-    if task_name in _BATCH_TASKS and isinstance(kwargs.get("batch_id"), str):
+    if task_name in _OWNED_STATES and isinstance(kwargs.get("batch_id"), str):
         batch = rt.batches.get(kwargs["batch_id"])
-        if batch is not None and batch.state in OPEN_STATES:
+        if batch is not None and batch.state in _OWNED_STATES[task_name]:
             return fail_batch(rt, batch, reason)
     if task_name == "dropq.deliver" and all(isinstance(kwargs.get(k), str) for k in ("job_id", "unit_id")):
         rt.outcomes.mark_delivered(kwargs["job_id"], kwargs["unit_id"], str(kwargs.get("destination")), gave_up=True)
         return finish_if_complete(rt, kwargs["job_id"])
     if task_name == "dropq.produce" and isinstance(kwargs.get("job_id"), str) and isinstance(kwargs.get("offset"), int):
         part = ParkedParts(rt.redis, rt.settings.job_ttl_s).load(kwargs["job_id"], kwargs["offset"])
-        if part is not None:
+        if part is not None and not _is_produced(rt, kwargs["job_id"], kwargs["offset"], len(part.contacts)):
             return fail_part(rt, kwargs["job_id"], part.part_id, kwargs["offset"], part.contacts, reason)
     if task_name == "dropq.finish" and isinstance(kwargs.get("job_id"), str):
         # Handed back: the sweep's next finish check sends a new finisher.
         rt.ledger.release_finish(kwargs["job_id"], task_id, rt.now_ms())
     return []
+
+
+def _is_produced(rt: Runtime, job_id: str, offset: int, count: int) -> bool:
+    """Whether the part was marked produced (its failure came after: nothing of it is failed)."""
+    return rt.redis.zscore(keys.job_produced_parts_key(job_id), f"{offset}:{offset + count}") is not None
 
 
 def give_up_part(rt: Runtime, job_id: str, offset: int, contacts: list[Any], exc: BaseException) -> list[Followup]:
@@ -65,9 +75,7 @@ def give_up_part(rt: Runtime, job_id: str, offset: int, contacts: list[Any], exc
     or that is produced already.
     """
     part_id = str(offset)
-    if not rt.redis.sismember(keys.job_parts_key(job_id), part_id):
-        return []
-    if rt.redis.zscore(keys.job_produced_parts_key(job_id), f"{offset}:{offset + len(contacts)}") is not None:
+    if not rt.redis.sismember(keys.job_parts_key(job_id), part_id) or _is_produced(rt, job_id, offset, len(contacts)):
         return []
     reason = _reason("dropq.enrich", exc)
     _log.error("task_gave_up", task="dropq.enrich", error=type(exc).__name__, reason=reason)

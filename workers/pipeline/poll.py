@@ -19,6 +19,7 @@ from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.results import accept_results
 from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from dropq.workers.runtime import Runtime
+from dropq.workers.webhooks import take_early_push
 
 __all__ = ["poll_batch"]
 
@@ -38,6 +39,9 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch.seq != seq:
         # A stale copy (its step was done, or re-sent by the sweep and done): nothing to do.
         return []
+    if not batch.request_id:
+        # Submitted by a push adopted for a POST in doubt, then a crash before its results were kept.
+        return take_early_push(rt, batch_id)
     token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
     if not token.allowed:
         return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]

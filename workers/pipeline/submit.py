@@ -93,6 +93,10 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
 
+    # Everything the POST needs is read before the claim: the lease covers the POST alone.
+    options = rt.ledger.options(batch.job_id)
+    callback_url = callback_url_for(rt, batch_id)
+    records = rt.batches.records(batch_id)
     lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
     try:
         # No bump: if this worker dies inside the POST, this very message comes back and is still current.
@@ -107,11 +111,9 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         # followed by a refused one, is never under-counted (a POST that then fails to connect is
         # counted all the same: `resubmitted` is an upper bound of the batches the API got twice).
         rt.ledger.add(batch.job_id, resubmitted=1)
-    options = rt.ledger.options(batch.job_id)
-    callback_url = callback_url_for(rt, batch_id)
     try:
         answer = rt.client.submit_batch(
-            rt.batches.records(batch_id),
+            records,
             siren=options.siren,
             language=options.language,
             custom_callback_url=callback_url,
@@ -120,16 +122,22 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         return _on_error(rt, rt.batches.get(batch_id) or batch, claimed, exc)
     structlog.contextvars.bind_contextvars(request_id=answer.request_id)
     # The window closes here: from now on a redelivered message finds the request id.
-    polled = rt.batches.transition(
-        batch_id,
-        (BatchState.POSTING,),
-        seq=claimed,
-        to=BatchState.SUBMITTED,
-        bump=True,
-        request_id=answer.request_id,
-        submitted_ms=rt.now_ms(),
-        errors=0,
-    )
+    try:
+        polled = rt.batches.transition(
+            batch_id,
+            (BatchState.POSTING,),
+            seq=claimed,
+            to=BatchState.SUBMITTED,
+            bump=True,
+            request_id=answer.request_id,
+            submitted_ms=rt.now_ms(),
+            errors=0,
+        )
+    except TransitionRefused:
+        # This POST outlived its lease and another claim (counted in resubmitted) took the batch on:
+        # its request carries the batch now; this answer is left.
+        _log.warning("post_outlived_its_lease", job_id=batch.job_id, batch_id=batch_id, request_id=answer.request_id)
+        return []
     if answer.credits_left is not None:
         rt.credits.record_balance(answer.credits_left)
     rt.ledger.add(batch.job_id, batches_submitted=1)

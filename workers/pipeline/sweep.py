@@ -38,6 +38,9 @@ SWEEP_LIMIT = 2000
 
 def rederive(rt: Runtime, watched: Watched) -> list[Followup]:
     """The message that carries the watched work on from the state it is in; nothing when it is done."""
+    if not rt.redis.exists(keys.job_key(watched.job_id)):
+        # Its job is gone (expired, evicted, deleted): nothing to carry on, and nothing to keep alive.
+        return []
     if watched.kind == "b":
         batch = rt.batches.get(watched.batch_id)
         if batch is None:
