@@ -36,4 +36,7 @@ def webhooks_command(host: str | None, port: int | None) -> None:
         port=port if port is not None else settings.webhook_port,
         log_level="warning",
         access_log=False,  # the path holds the batch's secret token
+        # Idle connections go after 5 s, and a request's head may not pass 16 kB.
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
     )

@@ -52,6 +52,8 @@ DEFAULT_STALL_TIMEOUT_S = 60.0
 # With webhooks, polling is only the safety net for lost pushes: the first look waits out
 # the API's documented worst case (3 minutes).
 DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
+# A push is one request's results: 250 records, each well under 16 kB once enriched.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 DEFAULT_WEBHOOK_PORT = 8081
 
@@ -164,6 +166,9 @@ class Settings:
     )
     webhook_host: str = _var("DROPQ_WEBHOOK_HOST", _text, DEFAULT_WEBHOOK_HOST, "receiver bind address")
     webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
+    webhook_max_body_bytes: int = _var(
+        "DROPQ_WEBHOOK_MAX_BODY_BYTES", _positive_int, DEFAULT_WEBHOOK_MAX_BODY_BYTES, "largest push body read"
+    )
     poll_first_s: float = _var("DROPQ_POLL_FIRST_S", _positive_float, DEFAULT_POLL_FIRST_S, "first poll delay")
     poll_base_s: float = _var("DROPQ_POLL_BASE_S", _positive_float, DEFAULT_POLL_BASE_S, "poll backoff base")
     poll_factor: float = _var("DROPQ_POLL_FACTOR", _growth_factor, DEFAULT_POLL_FACTOR, "poll backoff growth")

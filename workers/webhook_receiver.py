@@ -4,6 +4,12 @@
 anything; ``GET /healthz`` answers ``ok``. The receiver answers quickly and
 leaves the work to the sink task it enqueues. Put it behind your HTTPS
 reverse proxy and set ``DROPQ_WEBHOOK_URL`` to its public base URL.
+
+It checks before it reads: the token first (an unknown one is answered 404
+without reading a byte of the body), then the size (a declared
+``Content-Length`` over ``DROPQ_WEBHOOK_MAX_BODY_BYTES`` is answered 413 at
+once, and a streamed body stops being read as soon as it passes the limit),
+and only then parses. Its memory stays flat whatever a stranger sends.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from dropq.workers import keys
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 from dropq.workers.webhooks import CALLBACK_PATH, receive_push
@@ -26,8 +33,11 @@ __all__ = ["create_receiver_app"]
 
 _log = structlog.get_logger(__name__)
 
-# A push bigger than this is not a Dropcontact result (250 records of at most 15 kB, plus room).
-MAX_BODY_BYTES = 8 * 1024 * 1024
+
+def _refused(status: int, outcome: str) -> JSONResponse:
+    _log.info("webhook_received", outcome=outcome, status=status)
+    # Closed after the answer: the rest of a body not read must not be read as the next request.
+    return JSONResponse({"accepted": False, "outcome": outcome}, status_code=status, headers={"Connection": "close"})
 
 
 def create_receiver_app(runtime: Callable[[], Runtime], send: Callable[[Followup], None]) -> Starlette:
@@ -40,14 +50,23 @@ def create_receiver_app(runtime: Callable[[], Runtime], send: Callable[[Followup
 
     async def push(request: Request) -> JSONResponse:
         token = request.path_params["token"]
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"accepted": False, "outcome": "too_large"}, status_code=413)
+        rt = runtime()
+        if not await run_in_threadpool(rt.redis.exists, keys.webhook_token_key(token)):
+            return _refused(404, "unknown_token")
+        limit = rt.settings.webhook_max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _refused(413, "too_large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _refused(413, "too_large")
         try:
             payload = json.loads(body)
         except ValueError:
-            return JSONResponse({"accepted": False, "outcome": "not_json"}, status_code=400)
-        verdict = await run_in_threadpool(receive_push, runtime(), token, payload)
+            return _refused(400, "not_json")
+        verdict = await run_in_threadpool(receive_push, rt, token, payload)
         for item in verdict.followups:
             await run_in_threadpool(send, item)
         # The token is the credential: it is never logged.

@@ -3,8 +3,9 @@
 Dropcontact signs nothing, so the URL itself is the credential: each batch
 gets a random token (``secrets.token_urlsafe``), stored in Redis against the
 batch. A push is accepted only for a token we issued, for a batch we still
-wait for, and only when its ``request_id`` (when it carries one) is that
-batch's. Everything else changes nothing. Polling stays on as the safety net
+wait for, only when it holds exactly that batch's records (correlation ids
+carry a per-job secret) and, once the batch has its ``request_id``, only for
+that request. Everything else is refused and changes nothing. Polling stays on as the safety net
 for lost pushes, so a push is an optimisation, never a single point of failure.
 
 A push can beat the POST's answer (the API may finish a small batch before
@@ -39,6 +40,7 @@ __all__ = [
     "receive_push",
     "take_early_push",
     "adopt_pushed_results",
+    "holds_batch_records",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -117,8 +119,13 @@ def parse_push(body: Any) -> list[Push]:
 def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
     """Handle one push for the batch behind ``token``.
 
+    A push is applied only when it holds exactly the batch's records (the same
+    correlation ids, which carry a per-job secret, so no other job's or batch's
+    push can pass) and, once the batch has its ``request_id``, that request id.
+    Anything else is refused and logged; the batch is then completed by polling.
+
     Returns:
-        404 for a token we did not issue or a request that is not the batch's;
+        404 for a token we did not issue; 409 for a push that is not this batch's;
         202 when the push beat the POST's answer (kept for the submit stage);
         200 otherwise (accepted now, or already had).
     """
@@ -129,7 +136,10 @@ def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
     pushes = parse_push(body)
     if not pushes:
         return PushVerdict(400, "unreadable_body")
-    push = pushes[0]
+    push = next((p for p in pushes if holds_batch_records(rt, batch, p)), None)
+    if push is None:
+        _log.warning("webhook_refused", job_id=batch.job_id, batch_id=batch.batch_id, reason="records_not_this_batch")
+        return PushVerdict(409, "records_not_this_batch")
     if batch.state in (BatchState.PENDING, BatchState.POSTING):
         rt.redis.set(keys.webhook_early_key(batch.batch_id), json.dumps(body), ex=rt.settings.job_ttl_s)
         # The submit may have looked for an early push just before it was kept: look again.
@@ -140,13 +150,20 @@ def receive_push(rt: Runtime, token: str, body: Any) -> PushVerdict:
             # A POST whose answer was lost reached the API after all: its submit takes these results now.
             return PushVerdict(202, "kept_for_doubtful_post", (followup.submit(moved_on.batch_id, moved_on.seq),))
         return PushVerdict(202, "kept_until_submitted")
-    if push.request_id is not None and push.request_id != batch.request_id:
-        return PushVerdict(404, "not_this_batch")
     if batch.state is not BatchState.SUBMITTED:
         return PushVerdict(200, "already_had")
+    if push.request_id != batch.request_id:
+        _log.warning("webhook_refused", job_id=batch.job_id, batch_id=batch.batch_id, reason="not_this_request")
+        return PushVerdict(409, "not_this_request")
     followups = accept_results(rt, batch, push.records, partial=False)
     _log.info("webhook_accepted", job_id=batch.job_id, batch_id=batch.batch_id, records=len(push.records))
     return PushVerdict(200, "accepted", tuple(followups))
+
+
+def holds_batch_records(rt: Runtime, batch: Batch, push: Push) -> bool:
+    """Whether the push holds exactly the batch's records: one each, by correlation id."""
+    sent = sorted(str(correlation_id_of(record)) for record in rt.batches.records(batch.batch_id))
+    return bool(sent) and sorted(str(correlation_id_of(record)) for record in push.records) == sent
 
 
 def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
@@ -160,9 +177,8 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
     # Read, not taken: it is deleted once its results are kept (a crash in between finds it again).
     raw = rt.redis.get(keys.webhook_early_key(batch.batch_id))
     pushes = parse_push(json.loads(str(raw))) if raw else []
-    sent = sorted(str(correlation_id_of(record)) for record in rt.batches.records(batch.batch_id))
     # With no request_id of ours to compare, only a push holding exactly this batch's records is taken.
-    push = next((p for p in pushes if sorted(str(correlation_id_of(r)) for r in p.records) == sent), None)
+    push = next((p for p in pushes if holds_batch_records(rt, batch, p)), None)
     if push is None:
         if pushes:
             _log.warning("doubtful_post_push_refused", job_id=batch.job_id, batch_id=batch.batch_id)
@@ -195,6 +211,6 @@ def take_early_push(rt: Runtime, batch_id: str) -> list[Followup]:
     if not raw or batch is None:
         return []
     for push in parse_push(json.loads(str(raw))):
-        if push.request_id in (None, batch.request_id):
+        if push.request_id in (None, batch.request_id) and holds_batch_records(rt, batch, push):
             return accept_results(rt, batch, push.records, partial=False)
     return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -11,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
+from dropq.workers import keys
 from dropq.workers.embedded import free_port
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import ROOT, client_app
+from tests.support.sandbox import wait_for_results
 
 
 @pytest.fixture
@@ -80,12 +85,12 @@ def test_lost_pushes_are_caught_by_polling(
 
 
 def test_forged_or_foreign_pushes_change_nothing(receiver_env: dict[str, str]) -> None:
-    """A token we did not issue gets 404; the body is never trusted without one."""
+    """A token we did not issue gets 404, whatever the body (it is not even read); the body is never trusted."""
     base = receiver_env["DROPQ_WEBHOOK_URL"]
     body = {"data": [{"first_name": "Mallory"}], "request_id": "forged"}
     answer = requests.post(f"{base}/dropq/webhook/not-a-token", json=body, timeout=5)
     assert answer.status_code == 404
-    assert requests.post(f"{base}/dropq/webhook/x", data=b"{not json", timeout=5).status_code == 400
+    assert requests.post(f"{base}/dropq/webhook/x", data=b"{not json", timeout=5).status_code == 404
     assert requests.post(f"{base}/elsewhere", json=body, timeout=5).status_code == 404
 
 
@@ -105,3 +110,81 @@ def test_a_post_whose_answer_was_lost_waits_for_its_push_instead_of_paying_twice
     assert stats["batches_received"] == status.batches, "no batch POSTed twice"
     assert stats["duplicate_batches_posted"] == 0 and status.resubmitted == 0
     assert len((tmp_path / "hooks-doubt.jsonl").read_text().splitlines()) == 600
+
+
+def _head_only(base: str, path: str, **headers: str) -> int:
+    """Send a POST's head and no body: the status the receiver answers before reading anything."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _token_of(redis_url: str, batch_id: str) -> str:
+    """The batch's callback token, once its submit has made it."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + 10
+    try:
+        while (token := client.hget(keys.batch_key(batch_id), "callback_token")) is None:
+            assert time.monotonic() < deadline, f"no callback token for {batch_id}"
+            time.sleep(0.05)
+        return str(token)
+    finally:
+        client.close()
+
+
+def test_the_receiver_answers_unknown_tokens_and_oversized_bodies_before_reading_them(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any
+) -> None:
+    """A 500 MB chunked body with a made-up token, or declared too large for a real one: answered from the head."""
+    # Given: a real token (a batch waiting for its push)
+    sandbox.configure(webhook_loss_probability=1.0)
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "60"})
+    _run_job(redis_url, "hooks-big", 3)
+    token = _token_of(redis_url, "hooks-big/0/0")
+    base = receiver_env["DROPQ_WEBHOOK_URL"]
+    # When / Then: no byte of either body is ever sent, and both are answered
+    assert _head_only(base, "/dropq/webhook/made-up", **{"Transfer-Encoding": "chunked"}) == 404
+    assert _head_only(base, f"/dropq/webhook/{token}", **{"Content-Length": str(500 * 1024 * 1024)}) == 413
+
+
+def test_a_push_from_another_job_or_with_missing_records_is_refused_and_polling_completes_the_batch(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """A real push of job B with its request_id removed, sent to job A's URL, and a push of 1 record of 3: both 409."""
+    # Given: two jobs of 3 records whose real pushes are lost, polled only after 4 s
+    sandbox.configure(webhook_loss_probability=1.0)
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "4"})
+    app = client_app(redis_url)
+    try:
+        for job_id, seed in (("hooks-a", 1), ("hooks-b", 2)):
+            kwargs = {"contacts": make_contacts(3, seed=seed), "job_id": job_id, "destinations": ["jsonl"]}
+            app.send_task("dropq.enrich", kwargs=kwargs).get(timeout=30)
+    finally:
+        app.close()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + 10
+    while not client.hget(keys.batch_key("hooks-b/0/0"), "request_id") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    request_b = str(client.hget(keys.batch_key("hooks-b/0/0"), "request_id"))
+    records_b = wait_for_results(sandbox, request_b)["data"]
+    url_a = f"{receiver_env['DROPQ_WEBHOOK_URL']}/dropq/webhook/{_token_of(redis_url, 'hooks-a/0/0')}"
+    url_b = f"{receiver_env['DROPQ_WEBHOOK_URL']}/dropq/webhook/{_token_of(redis_url, 'hooks-b/0/0')}"
+    # When
+    foreign = requests.post(url_a, json={"data": records_b}, timeout=5)
+    partial = requests.post(url_b, json={"data": records_b[:1], "request_id": request_b}, timeout=5)
+    status_a, status_b = wait_for_job(redis_url, "hooks-a"), wait_for_job(redis_url, "hooks-b")
+    # Then
+    assert (foreign.status_code, partial.status_code) == (409, 409)
+    assert status_a.failed == status_b.failed == 0 and status_a.delivered == status_b.delivered == 3
+    for job_id, seed in (("hooks-a", 1), ("hooks-b", 2)):
+        rows = [json.loads(line) for line in (tmp_path / f"{job_id}.jsonl").read_text().splitlines()]
+        names = [row["record"]["last_name"] for row in rows]
+        assert names == [c["last_name"] for c in make_contacts(3, seed=seed)], "each job keeps its own people"
+    client.close()

@@ -8,6 +8,7 @@ delivered = enriched + not_found.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
@@ -122,9 +123,15 @@ class JobLedger:
         pipe.hsetnx(key, "created_ms", now_ms)
         pipe.hsetnx(key, "state", "running")
         pipe.hsetnx(key, "options", options.to_json())
+        # The secret part of the job's correlation ids (see ``produce.correlation_id_for``).
+        pipe.hsetnx(key, "ref_secret", secrets.token_hex(6))
         pipe.expire(key, self._ttl_s)
         pipe.zadd(keys.jobs_index_key(), {job_id: now_ms}, nx=True)
         return bool(pipe.execute()[0])
+
+    def ref_secret(self, job_id: str) -> str:
+        """The secret part of the job's correlation ids ("" for a job opened before it existed)."""
+        return str(self._redis.hget(keys.job_key(job_id), "ref_secret") or "")
 
     def options(self, job_id: str) -> JobOptions:
         """The options the job was opened with."""

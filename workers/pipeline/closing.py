@@ -20,8 +20,8 @@ _log = structlog.get_logger(__name__)
 
 
 def index_of(record: dict[str, Any]) -> int:
-    """The job input index of a record we sent (from its correlation id)."""
-    return int(record["custom_fields"][CORRELATION_FIELD])
+    """The job input index of a record we sent (from its correlation id, ``{index}.{secret}``)."""
+    return int(str(record["custom_fields"][CORRELATION_FIELD]).split(".", 1)[0])
 
 
 def close_batch(

@@ -64,9 +64,13 @@ def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
     return f"{job_id}/{segment_id_for(part_id, segment)}"
 
 
-def correlation_id_for(index: int) -> str:
-    """Our id for the record at ``index`` of the job's input, sent in ``custom_fields``."""
-    return str(index)
+def correlation_id_for(index: int, secret: str = "") -> str:
+    """Our id for the record at ``index`` of the job's input, sent in ``custom_fields``: ``{index}.{secret}``.
+
+    The job's secret makes the ids of one job unguessable from another's, so a push copied from
+    another job (or batch) never joins in (``webhooks.holds_batch_records``).
+    """
+    return f"{index}.{secret}" if secret else str(index)
 
 
 def _windows(items: Iterator[PreparedRecord | Rejection], size: int) -> Iterator[list[PreparedRecord | Rejection]]:
@@ -200,7 +204,8 @@ def _classified(
 ) -> Iterator[PreparedRecord | dict[str, Any]]:
     """Each input item in order: a record to send, or the outcome of one that is not sent (rejected, duplicate)."""
     seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
-    prepared = prepare_records(contacts, correlation_id=correlation_id_for, start_index=offset)
+    secret = rt.ledger.ref_secret(job_id)
+    prepared = prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
     # The first-seen look-up goes to Redis once per window of records, not once per record.
     for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
         candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
