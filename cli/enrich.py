@@ -84,6 +84,11 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="seconds a running worker has to answer the pre-flight ping",
         ),
+        click.option(
+            "--raw-csv",
+            is_flag=True,
+            help="CSV cells as they are: no ' before cells starting with = + - @ tab CR (which a spreadsheet runs)",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="no progress line"),
     ]
     for decorator in reversed(decorators):

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from dropq.cli.checks import USER_ERROR, CliError
-from dropq.dropcontact.tabular import detect_delimiter, output_cells, output_columns, unreadable_reason
+from dropq.dropcontact.tabular import (
+    detect_delimiter,
+    neutralise_formula,
+    output_cells,
+    output_columns,
+    unreadable_reason,
+)
 
 __all__ = [
     "InputError",
@@ -242,10 +248,18 @@ class OutputFile:
         input_columns: the input's columns (the first columns of a CSV output).
         siren: whether registry columns are included.
         delimiter: the CSV delimiter (the input's, so the output opens the same way).
+        escape_formulas: whether CSV cells that a spreadsheet would run get a leading ``'``.
     """
 
     def __init__(
-        self, path: Path | None, fmt: str, input_columns: Sequence[str], *, siren: bool, delimiter: str = ","
+        self,
+        path: Path | None,
+        fmt: str,
+        input_columns: Sequence[str],
+        *,
+        siren: bool,
+        delimiter: str = ",",
+        escape_formulas: bool = True,
     ) -> None:
         self.path = path
         self.format = fmt
@@ -260,8 +274,9 @@ class OutputFile:
             self._temp = path.with_name(f".{path.name}.partial")
             self._handle = self._temp.open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._handle, delimiter=delimiter) if fmt == "csv" else None
+        self._cell = neutralise_formula if escape_formulas else str
         if self._csv is not None:
-            self._csv.writerow(output_columns(self.input_columns, siren=siren))
+            self._csv.writerow([self._cell(c) for c in output_columns(self.input_columns, siren=siren)])
 
     def write(self, row: InputRow, outcome: Mapping[str, Any] | None, record_json: str | None = None) -> None:
         """Write the output row of one input row and its outcome (None: the pipeline gave none)."""
@@ -269,7 +284,8 @@ class OutputFile:
             cells = (
                 row.cells if row.cells is not None else [_cell_text((row.obj or {}).get(c)) for c in self.input_columns]
             )
-            self._csv.writerow(output_cells(cells, len(self.input_columns), outcome, siren=self.siren))
+            cells = output_cells(cells, len(self.input_columns), outcome, siren=self.siren)
+            self._csv.writerow([self._cell(c) for c in cells])
         else:
             given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
             head = {"line": row.line, "input": given, "status": (outcome or {}).get("status") or "failed",

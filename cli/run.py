@@ -98,6 +98,7 @@ class EnrichRequest:
     siren: bool = False
     language: str | None = None
     destinations: tuple[str, ...] = ()
+    raw_csv: bool = False
     job_id: str | None = None
     local: bool = False
     force_sandbox: bool = False
@@ -370,7 +371,7 @@ class _Run:
         source = self.p.source
         columns = source.columns if source.format == "csv" else source.jsonl_columns()
         out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren,
-                         delimiter=source.delimiter or ",")  # fmt: skip
+                         delimiter=source.delimiter or ",", escape_formulas=not self.req.raw_csv)  # fmt: skip
         result = EnrichResult(job_id=self.p.job_id, output=self._output_name(), synthetic=self.synthetic)
         # The line of each job index, for reasons that name other records (4 bytes a row).
         lines = array("L")

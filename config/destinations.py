@@ -130,6 +130,8 @@ def load_destinations(path: str | Path, environ: Mapping[str, str] | None = None
         options = {k: v for k, v in entry.items() if k != "type"}
         if entry["type"] in ("jsonl", "csv") and not isinstance(options.get("directory", DEFAULT_DIRECTORY), str):
             raise DestinationConfigError(f"{file}: destinations.{name}.directory must be a string")
+        if entry["type"] == "csv" and not isinstance(options.get("escape_formulas", True), bool):
+            raise DestinationConfigError(f"{file}: destinations.{name}.escape_formulas must be true or false")
         env = os.environ if environ is None else environ
         if entry["type"] == "postgres":
             destinations[name] = _postgres_entry(f"{file}: destinations.{name}", name, options, env)

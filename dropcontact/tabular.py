@@ -31,6 +31,8 @@ from dropq.dropcontact.records import INPUT_FIELDS, canonical_field
 from dropq.errors import InvalidValueError
 
 __all__ = [
+    "FORMULA_PREFIXES",
+    "neutralise_formula",
     "ColumnMappingError",
     "ColumnMap",
     "REGISTRY_COLUMNS",
@@ -286,3 +288,16 @@ def detect_delimiter(sample: str, default: str = ",") -> str:
 def strip_bom(text: str) -> str:
     """Drop a leading UTF-8 byte order mark."""
     return text[1:] if text.startswith(_BOM) else text
+
+
+# A spreadsheet reads a cell beginning with one of these as a formula (OWASP's CSV injection list).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(cell: str) -> str:
+    """The cell as a spreadsheet shows it but never runs it: a leading ``'`` before a formula character.
+
+    As OWASP recommends for CSV injection. Numbers such as ``-12`` get it too (a spreadsheet still
+    shows them as text ``-12``); pipelines that need raw values turn this off.
+    """
+    return f"'{cell}" if cell[:1] in FORMULA_PREFIXES else cell

@@ -187,3 +187,28 @@ def test_ctrl_c_detaches_and_the_same_command_with_the_job_id_attaches_again(
     assert [r["Last Name"] for r in rows] == [f"Doe{i}" for i in range(20)]
     assert all(r["status"] in ("enriched", "not_found") for r in rows)
     assert sandbox.stats()["batches_received"] == 1
+
+
+@pytest.mark.parametrize(("flags", "escaped"), [([], True), (["--raw-csv"], False)])
+def test_cells_a_spreadsheet_would_run_are_neutralised_unless_raw_is_asked(
+    cli_env: dict[str, str], tmp_path: Path, flags: list[str], escaped: bool
+) -> None:
+    """Formula cells in kept columns and in the columns echoed by the API get a leading ' (OWASP); --raw-csv not."""
+    # Given: formulas in a column never sent, and in a name the API echoes back
+    source = tmp_path / "hostile.csv"
+    source.write_text(
+        "First Name,Last Name,Website,Note\n"
+        'Ada,"=HYPERLINK(""http://evil.example"")",acme.example,+cmd|calc\n'
+        "Alan,Turing,globex.example,@SUM(A1)\n"
+    )
+    output = tmp_path / "out.csv"
+    # When
+    done = run_dropq(["enrich", str(source), "-o", str(output), "-q", *flags], cli_env)
+    # Then
+    assert done.returncode == 0, done.stderr
+    rows = _read_csv(output)
+    expected = ["'+cmd|calc", "'@SUM(A1)"] if escaped else ["+cmd|calc", "@SUM(A1)"]
+    assert [row["Note"] for row in rows] == expected
+    first_name = rows[0]["Last Name"]
+    assert first_name.startswith("'=HYPERLINK") if escaped else first_name.startswith("=HYPERLINK")
+    assert not [cell for row in rows for cell in row.values() if escaped and cell[:1] in "=+-@\t\r"]

@@ -12,6 +12,7 @@ from dropq.dropcontact.tabular import (
     contact_from_object,
     detect_delimiter,
     map_columns,
+    neutralise_formula,
     output_cells,
     output_columns,
     parse_map_overrides,
@@ -156,3 +157,13 @@ def test_a_bom_is_stripped() -> None:
     """Excel's UTF-8 BOM does not stick to the first column's name."""
     assert strip_bom("\ufeffFirst Name") == "First Name"
     assert strip_bom("First Name") == "First Name"
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [("=1+1", "'=1+1"), ("+33 1", "'+33 1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
+     ("\rx", "'\rx"), ("Ada", "Ada"), ("", ""), ("a=b", "a=b")],
+)  # fmt: skip
+def test_a_cell_a_spreadsheet_would_run_gets_a_leading_quote(cell: str, shown: str) -> None:
+    """OWASP's CSV injection rule: a leading ' before = + - @ tab and CR, nothing else changed."""
+    assert neutralise_formula(cell) == shown

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dropq.dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
+from dropq.dropcontact.tabular import neutralise_formula
 from dropq.workers.destinations.base import DestinationError
 
 __all__ = ["JsonlDestination", "CsvDestination", "file_stem", "MAX_STEM"]
@@ -154,14 +155,24 @@ class JsonlDestination(_FileDestination):
 
 
 class CsvDestination(_FileDestination):
-    """One row per record: index, status, reason and the enriched fields, flattened."""
+    """One row per record: index, status, reason and the enriched fields, flattened.
+
+    Cells a spreadsheet would run as a formula get a leading ``'`` (``escape_formulas = false`` in
+    the destination's entry writes them raw).
+    """
 
     extension = ".csv"
+
+    def __init__(self, name: str, directory: str | Path, *, escape_formulas: bool = True) -> None:
+        super().__init__(name, directory)
+        self._cell = neutralise_formula if escape_formulas else str
 
     def _write(self, out: TextIO, outcomes: Iterator[dict[str, Any]]) -> None:
         writer = csv.DictWriter(out, fieldnames=["index", "status", "reason", *FLAT_COLUMNS], extrasaction="ignore")
         writer.writeheader()
         for outcome in outcomes:
-            row = {"index": outcome["index"], "status": outcome["status"], "reason": outcome.get("reason") or ""}
-            row.update(flatten_outcome(outcome))
+            row: dict[str, Any] = {"index": outcome["index"], "status": outcome["status"]}
+            row["reason"] = self._cell(outcome.get("reason") or "")
+            row.update({name: self._cell(value) if isinstance(value, str) else value
+                        for name, value in flatten_outcome(outcome).items()})  # fmt: skip
             writer.writerow(row)

@@ -35,7 +35,11 @@ class DestinationRegistry:
             if entry.type == "jsonl":
                 self._named[name] = JsonlDestination(name, entry.options.get("directory", "out"))
             elif entry.type == "csv":
-                self._named[name] = CsvDestination(name, entry.options.get("directory", "out"))
+                self._named[name] = CsvDestination(
+                    name,
+                    entry.options.get("directory", "out"),
+                    escape_formulas=entry.options.get("escape_formulas", True),
+                )
             elif entry.type == "stream":
                 self._named[name] = StreamDestination(client, ttl_s, name=name)
             elif entry.type == "postgres":
