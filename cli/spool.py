@@ -3,14 +3,19 @@
 ``dropq enrich`` moves each outcome from the job's Redis stream into the spool
 (then deletes it from the stream, so Redis stays flat too) and, once the job
 is finished, reads the spool back in index order beside the input to write the
-output. The file is named after the job in the system's temporary folder and
+output. The file is named after the job, in a folder of the user's own under
+the system's temporary folder (``dropq-{uid}``, mode 0700, refused when it is
+a symlink or someone else's), created 0600 with ``O_EXCL | O_NOFOLLOW``, and
 kept until the output is written: a detached run re-attaches and loses nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,7 +24,9 @@ from typing import Any
 
 import redis
 
+from dropq.cli.checks import CliError
 from dropq.workers import keys
+from dropq.workers.destinations.files import file_stem
 
 __all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for"]
 
@@ -36,9 +43,37 @@ CREATE TABLE IF NOT EXISTS outcomes (
 """
 
 
+def private_folder(parent: str | None = None) -> Path:
+    """The user's own working folder, made 0700; refused when it is a symlink, someone else's, or open to others.
+
+    Raises:
+        CliError: the folder cannot be trusted (someone may have planted it).
+    """
+    folder = Path(parent or tempfile.gettempdir()) / f"dropq-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise CliError(f"{folder}: not a private folder of this user (a symlink, someone else's, or open to others)")
+    return folder
+
+
 def spool_path_for(job_id: str, directory: str | None = None) -> Path:
-    """The spool file of a job (job ids are limited to a file-safe alphabet)."""
-    return Path(directory or tempfile.gettempdir()) / f"dropq-{job_id}.sqlite"
+    """The spool file of a job, in the user's private folder (a long job id gets a hashed name)."""
+    return private_folder(directory) / f"{file_stem(job_id)}.sqlite"
+
+
+def _open_private(path: Path) -> None:
+    """Create the file 0600 if it is new (never through a symlink); check an existing one is ours and regular."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        return
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        raise CliError(f"{path}: not a regular file of this user; remove it and run again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +100,7 @@ class OutcomeSpool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _open_private(path)
         self._db = sqlite3.connect(path)
         # One writer, and losing the last transaction in a crash only means reading it again from the stream.
         self._db.execute("PRAGMA journal_mode=WAL")
