@@ -7,10 +7,14 @@ it is a drop or a forced status, answered so; the ``X-Access-Token`` checked
 answer after the work is done, and a lost response drops the connection after
 it, so a client sees exactly what a flaky network would show it.
 
-Control plane, under ``/_sandbox`` (a prefix the API does not use; no key, not
-rate limited, not counted): ``GET /_sandbox/stats``, ``GET`` and ``POST
-/_sandbox/config`` (a JSON object of knob changes), ``POST /_sandbox/reset``
-(optional JSON object of changes on top of the initial knobs).
+Control plane, under ``/_sandbox`` (a prefix the API does not use; not rate
+limited, not counted): ``GET /_sandbox/stats`` and ``GET /_sandbox/config``
+(the keys never shown) for anyone; ``POST /_sandbox/config`` (a JSON object of
+knob changes) and ``POST /_sandbox/reset`` (optional changes on top of the
+initial knobs) only with ``X-Sandbox-Control-Key`` equal to the ``control_key``
+knob, and not at all when it is empty (the default): a sandbox left running
+cannot be locked or reconfigured by a stranger. No body is read past its
+limit (``MAX_API_BODY_BYTES``, ``MAX_CONTROL_BODY_BYTES``): 413.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ from dropq.dropcontact.sandbox.submission import Refusal, read_submission
 __all__ = ["create_app", "CONTROL_PREFIX"]
 
 CONTROL_PREFIX = "/_sandbox"
+# Changing knobs over HTTP needs this header, equal to the sandbox's control_key.
+CONTROL_KEY_HEADER = "X-Sandbox-Control-Key"
+CONTROL_KEY_MISSING = "knobs cannot change over HTTP: start the sandbox with --control-key KEY"
+CONTROL_KEY_WRONG = "wrong or missing X-Sandbox-Control-Key"
+# No body is read past these: an API request (250 records of 15 kB fit), a control request.
+MAX_API_BODY_BYTES = 8 * 1024 * 1024
+MAX_CONTROL_BODY_BYTES = 64 * 1024
 _JSON = "application/json"
 _Handler = Callable[[SandboxRuntime, Request], Awaitable[Answer]]
 
@@ -106,8 +117,11 @@ def _api(
                 is_admitted = state.admit(now)
             if is_admitted:
                 request.state.webhook_fault = fault.webhook
-                answer = await handler(runtime, request)
-                response = Response(answer.body, answer.status, media_type=_JSON)
+                try:
+                    answer = await handler(runtime, request)
+                    response = Response(answer.body, answer.status, media_type=_JSON)
+                except _TooLarge:
+                    response = _too_large()
             else:
                 response = _fault_answer(429, uses_detail)
         if fault.delay_s:
@@ -126,8 +140,31 @@ def _api(
     return endpoint
 
 
-async def _json_body(request: Request) -> object:
-    raw = await request.body()
+class _TooLarge(Exception):
+    """A body over its limit: answered 413 without reading the rest."""
+
+
+def _too_large() -> Response:
+    return Response(
+        envelopes.detail_body("Request Entity Too Large"), 413, media_type=_JSON, headers={"Connection": "close"}
+    )
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    """The body, read until it passes ``limit`` (then ``_TooLarge``): no stranger fills the memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+async def _json_body(request: Request, limit: int) -> object:
+    raw = await _limited_body(request, limit)
     try:
         return json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):
@@ -139,7 +176,7 @@ _INVALID_JSON_ANSWER = Answer(422, envelopes.validation_body(["body", 0], "JSON 
 
 
 async def _submit(runtime: SandboxRuntime, request: Request) -> Answer:
-    checked = read_submission(await request.body(), request.query_params)
+    checked = read_submission(await _limited_body(request, MAX_API_BODY_BYTES), request.query_params)
     if isinstance(checked, Refusal):
         return Answer(checked.status, checked.body)
     with runtime.lock:
@@ -160,7 +197,7 @@ async def _credits(runtime: SandboxRuntime, request: Request) -> Answer:
 
 
 async def _default_webhook(runtime: SandboxRuntime, request: Request) -> Answer:
-    body = await _json_body(request) if request.method == "PUT" else None
+    body = await _json_body(request, MAX_API_BODY_BYTES) if request.method == "PUT" else None
     if body is _INVALID_JSON:
         return _INVALID_JSON_ANSWER
     with runtime.lock:
@@ -173,7 +210,7 @@ async def _default_webhook(runtime: SandboxRuntime, request: Request) -> Answer:
 
 
 async def _subscriptions(runtime: SandboxRuntime, request: Request) -> Answer:
-    body = await _json_body(request) if request.method in ("POST", "PUT") else None
+    body = await _json_body(request, MAX_API_BODY_BYTES) if request.method in ("POST", "PUT") else None
     if body is _INVALID_JSON:
         return _INVALID_JSON_ANSWER
     subscription_id = request.path_params.get("subscription_id", "")
@@ -196,12 +233,23 @@ def _control_routes(runtime: SandboxRuntime) -> list[Route]:
         return Response(envelopes.dump(config.to_public_dict()), 200, media_type=_JSON)
 
     async def changes_of(request: Request) -> dict[str, object]:
-        body = await _json_body(request)
+        body = await _json_body(request, MAX_CONTROL_BODY_BYTES)
         if body is None:
             return {}
         if not isinstance(body, dict):
             raise SandboxConfigError("body", body, "a JSON object of knob changes")
+        if "control_key" in body:
+            raise SandboxConfigError("control_key", "...", "set where the sandbox starts, never over HTTP")
         return body
+
+    def refused(request: Request) -> Response | None:
+        """403 unless the request carries the control key (and one is set): knobs change by the key alone."""
+        key = runtime.config.control_key
+        given = request.headers.get(CONTROL_KEY_HEADER, "")
+        if key and secrets.compare_digest(given.encode(), key.encode()):
+            return None
+        why = CONTROL_KEY_MISSING if not key else CONTROL_KEY_WRONG
+        return Response(envelopes.detail_body(why), 403, media_type=_JSON)
 
     async def stats(request: Request) -> Response:
         return Response(envelopes.dump(runtime.stats()), 200, media_type=_JSON)
@@ -209,16 +257,24 @@ def _control_routes(runtime: SandboxRuntime) -> list[Route]:
     async def config(request: Request) -> Response:
         if request.method == "GET":
             return config_response(runtime.config)
+        if (answer := refused(request)) is not None:
+            return answer
         try:
             return config_response(runtime.configure(**await changes_of(request)))
         except SandboxConfigError as exc:
             return Response(envelopes.detail_body(str(exc)), 400, media_type=_JSON)
+        except _TooLarge:
+            return _too_large()
 
     async def reset(request: Request) -> Response:
+        if (answer := refused(request)) is not None:
+            return answer
         try:
             return config_response(runtime.reset(**await changes_of(request)))
         except SandboxConfigError as exc:
             return Response(envelopes.detail_body(str(exc)), 400, media_type=_JSON)
+        except _TooLarge:
+            return _too_large()
 
     return [
         Route(f"{CONTROL_PREFIX}/stats", stats, methods=["GET"]),

@@ -60,5 +60,14 @@ def sandbox_command(**options: Any) -> None:
         f"processing {config.processing_min_s:g}-{config.processing_max_s:g} s; "
         f"rate limit {config.rate_limit} per {config.rate_window_s:g} s)"
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16 * 1024,
+            lifespan="on",
+        )
+    )
     server.run(sockets=[sock])

@@ -95,6 +95,10 @@ def _knob(default: Any, parse: Callable[[str, object], Any], doc: str, **kwargs:
     return field(default=default, metadata={"parse": parse, "doc": doc}, **kwargs)
 
 
+# Knobs never shown by the control plane (and the control key never changed through it).
+SECRET_KNOBS = ("api_key", "control_key")
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """The sandbox's knobs; the defaults behave like the real API with no faults.
@@ -105,6 +109,12 @@ class SandboxConfig:
     host: str = _knob(DEFAULT_HOST, _parse_text, "address to bind")
     port: int = _knob(DEFAULT_PORT, _parse_int, "port to bind (0 picks a free one)")
     api_key: str = _knob(DEFAULT_API_KEY, _parse_text, "the only X-Access-Token accepted", repr=False)
+    control_key: str = _knob(
+        "",
+        _parse_text,
+        "key for changing knobs over HTTP (X-Sandbox-Control-Key); empty: no change over HTTP",
+        repr=False,
+    )
     seed: int = _knob(DEFAULT_SEED, _parse_int, "seed of every random choice (reproducible runs)")
     rate_limit: int = _knob(DEFAULT_RATE_LIMIT, _parse_int, "accepted requests allowed per rate window")
     rate_window_s: float = _knob(DEFAULT_RATE_WINDOW_S, _parse_float, "length of the sliding rate window")
@@ -176,11 +186,11 @@ class SandboxConfig:
         return SandboxConfig(**values)
 
     def to_public_dict(self) -> dict[str, object]:
-        """Every knob but the API key, as JSON-ready values."""
+        """Every knob but the keys, as JSON-ready values."""
         return {
             item.name: list(value) if isinstance(value := getattr(self, item.name), tuple) else value
             for item in fields(self)
-            if item.name != "api_key"
+            if item.name not in SECRET_KNOBS
         }
 
     @staticmethod

@@ -79,7 +79,15 @@ class SandboxServer:
         sock = bind_socket(config.host, config.port)
         self._port = int(sock.getsockname()[1])
         server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, log_config=None, lifespan="on")
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=5,
+                h11_max_incomplete_event_size=16 * 1024,
+                log_config=None,
+                lifespan="on",
+            )
         )
         self._server = server
         self._thread = threading.Thread(

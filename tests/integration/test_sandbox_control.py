@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from dropq.dropcontact.sandbox import SandboxServer
-from tests.support.sandbox import get_results, post_batch, wait_for_results
+from dropq.dropcontact.sandbox.app import CONTROL_KEY_HEADER
+from dropq.dropcontact.sandbox.config import SandboxConfig
+from tests.support.sandbox import TEST_CONTROL_KEY, get_results, post_batch, wait_for_results
+
+KEY = {CONTROL_KEY_HEADER: TEST_CONTROL_KEY}
 
 BATCH = [{"first_name": "Ada", "last_name": "Lovelace", "company": "Acme", "custom_fields": {"id": "1"}}]
 
@@ -53,15 +58,15 @@ def test_config_can_be_read_and_changed_over_http(sandbox: SandboxServer) -> Non
     """GET shows the knobs without the key; POST changes some and answers the new set; a bad knob is a 400."""
     config = requests.get(f"{sandbox.url}/_sandbox/config", timeout=5).json()
     assert config["rate_limit"] == 60 and "api_key" not in config
-    changed = requests.post(f"{sandbox.url}/_sandbox/config", json={"credits": 7}, timeout=5).json()
+    changed = requests.post(f"{sandbox.url}/_sandbox/config", json={"credits": 7}, headers=KEY, timeout=5).json()
     assert changed["credits"] == 7
     assert post_batch(sandbox, {"data": [{}]}).json()["credits_left"] == 7
-    bad = requests.post(f"{sandbox.url}/_sandbox/config", json={"error_probability": 2}, timeout=5)
+    bad = requests.post(f"{sandbox.url}/_sandbox/config", json={"error_probability": 2}, headers=KEY, timeout=5)
     assert (bad.status_code, bad.json()) == (
         400,
         {"detail": "error_probability must be a probability between 0 and 1, got 2.0"},
     )
-    unknown = requests.post(f"{sandbox.url}/_sandbox/config", json={"colour": "red"}, timeout=5)
+    unknown = requests.post(f"{sandbox.url}/_sandbox/config", json={"colour": "red"}, headers=KEY, timeout=5)
     assert unknown.status_code == 400 and unknown.json()["detail"].startswith("colour must be a known knob")
 
 
@@ -69,7 +74,7 @@ def test_reset_over_http_forgets_everything_and_restores_the_knobs(sandbox: Sand
     """POST /_sandbox/reset empties the stats and batches and undoes configuration changes."""
     sandbox.configure(credits=5)
     request_id = post_batch(sandbox, {"data": BATCH}).json()["request_id"]
-    reset = requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5)
+    reset = requests.post(f"{sandbox.url}/_sandbox/reset", headers=KEY, timeout=5)
     assert reset.status_code == 200 and reset.json()["credits"] == 100_000
     stats = sandbox.stats()
     assert (stats["requests_total"], stats["batches_received"], stats["credits_left"]) == (0, 0, 100_000)
@@ -92,3 +97,28 @@ def test_control_requests_are_not_counted_as_api_traffic(sandbox: SandboxServer)
         requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5)
     requests.post(f"{sandbox.url}/_sandbox/config", json={}, timeout=5)
     assert sandbox.stats()["requests_total"] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {CONTROL_KEY_HEADER: "guessed"}])
+def test_knobs_do_not_change_over_http_without_the_control_key(sandbox: SandboxServer, headers: dict[str, str]) -> None:
+    """A stranger's POST {"api_key": "other"} would lock every client out: without the key it is a 403."""
+    for path in ("/_sandbox/config", "/_sandbox/reset"):
+        answer = requests.post(f"{sandbox.url}{path}", json={"api_key": "other"}, headers=headers, timeout=5)
+        assert answer.status_code == 403
+    assert post_batch(sandbox, {"data": [{}]}).status_code == 200, "the API key is unchanged"
+
+
+def test_the_control_key_never_changes_or_shows_over_http_and_big_bodies_are_not_read(sandbox: SandboxServer) -> None:
+    """The key is set where the sandbox starts; a 1 MB control body is refused (413) before it is read whole."""
+    changed = requests.post(f"{sandbox.url}/_sandbox/config", json={"control_key": "x"}, headers=KEY, timeout=5)
+    assert changed.status_code == 400
+    assert "control_key" not in requests.get(f"{sandbox.url}/_sandbox/config", timeout=5).json()
+    big = requests.post(f"{sandbox.url}/_sandbox/config", data=b"{" + b" " * 2**20, headers=KEY, timeout=5)
+    assert big.status_code == 413
+
+
+def test_without_a_control_key_the_sandbox_takes_no_change_over_http() -> None:
+    """The default: a sandbox started without --control-key answers every change with 403 and says why."""
+    with SandboxServer(SandboxConfig(host="127.0.0.1", port=0)) as server:
+        answer = requests.post(f"{server.url}/_sandbox/config", json={"credits": 1}, headers=KEY, timeout=5)
+        assert answer.status_code == 403 and "--control-key" in answer.json()["detail"]

@@ -44,6 +44,8 @@ SANDBOX_SEED = 20240601
 # Small enough for fast tests, long enough that a GET right after the POST sees "not ready".
 TEST_PROCESSING_MIN_S = 0.05
 TEST_PROCESSING_MAX_S = 0.2
+# The tests' sandbox accepts knob changes over HTTP with this key.
+TEST_CONTROL_KEY = "test-control-key"
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,7 @@ def sandbox_server() -> Iterator[SandboxServer]:
         seed=SANDBOX_SEED,
         processing_min_s=TEST_PROCESSING_MIN_S,
         processing_max_s=TEST_PROCESSING_MAX_S,
+        control_key=TEST_CONTROL_KEY,
     )
     with SandboxServer(config) as server:
         yield server
