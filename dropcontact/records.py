@@ -36,10 +36,14 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
+from dropq.errors import shown
+
 __all__ = [
     "CORRELATION_FIELD",
     "MAX_RECORD_BYTES",
     "MAX_BATCH_RECORDS",
+    "MAX_FIELD_CHARS",
+    "DEFAULT_MAX_FIELD_CHARS",
     "INPUT_FIELDS",
     "COMPANY_IDENTIFIERS",
     "PreparedRecord",
@@ -63,6 +67,12 @@ CORRELATION_FIELD = "dropq_ref"
 MAX_RECORD_BYTES = 15 * 1024
 # The API refuses more than 250 records per request.
 MAX_BATCH_RECORDS = 250
+# No field sent is longer than this many characters: an email as RFC 5321 allows it, URLs as browsers
+# keep them, anything else as no name or title is. (A 10,000-character email would cost a credit.)
+MAX_FIELD_CHARS: dict[str, int] = {"email": 254, "website": 2048, "linkedin": 2048, "company_linkedin": 2048}
+DEFAULT_MAX_FIELD_CHARS = 1024
+# A rejection names at most this many unrecognised fields.
+_SHOWN_UNKNOWN = 5
 
 # Every input field the docs name, old and new.
 INPUT_FIELDS: frozenset[str] = frozenset(
@@ -155,6 +165,7 @@ class RejectionRule(StrEnum):
     CUSTOM_FIELDS_NOT_AN_OBJECT = "custom_fields_not_an_object"
     CUSTOM_FIELD_NOT_A_STRING = "custom_field_not_a_string"
     TOO_LARGE = "too_large"
+    FIELD_TOO_LONG = "field_too_long"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,16 +304,19 @@ def validate_record(record: Mapping[str, Any], *, index: int) -> list[Rejection]
         if name == "custom_fields":
             problems.extend(_validate_custom_fields(value, index=index))
         elif not isinstance(value, str):
-            message = f"record {index}: {name} must be a string, got {value!r}"
+            message = f"record {index}: {name} must be a string, got {shown(value)}"
             problems.append(Rejection(index, name, RejectionRule.NOT_A_STRING, message))
+        elif len(value) > (limit := MAX_FIELD_CHARS.get(name, DEFAULT_MAX_FIELD_CHARS)):
+            message = f"record {index}: {name} must be at most {limit} characters, got {len(value)}: {shown(value)}"
+            problems.append(Rejection(index, name, RejectionRule.FIELD_TOO_LONG, message))
     email = record.get("email")
     if isinstance(email, str) and not _looks_like_email(email):
-        message = f"record {index}: email must look like local@domain.tld, got {email!r}"
+        message = f"record {index}: email must look like local@domain.tld, got {shown(email)}"
         problems.append(Rejection(index, "email", RejectionRule.INVALID_EMAIL, message))
     for name in ("linkedin", "company_linkedin"):
         url = record.get(name)
         if isinstance(url, str) and "linkedin." not in url.casefold():
-            message = f"record {index}: {name} must be a LinkedIn URL, got {url!r}"
+            message = f"record {index}: {name} must be a LinkedIn URL, got {shown(url)}"
             problems.append(Rejection(index, name, RejectionRule.INVALID_LINKEDIN, message))
     if not any(isinstance(record.get(name), str) for name in (*COMPANY_IDENTIFIERS, "email", "linkedin")):
         message = (
@@ -315,14 +329,14 @@ def validate_record(record: Mapping[str, Any], *, index: int) -> list[Rejection]
 
 def _validate_custom_fields(value: Any, *, index: int) -> list[Rejection]:
     if not isinstance(value, Mapping):
-        message = f"record {index}: custom_fields must be an object of strings, got {value!r}"
+        message = f"record {index}: custom_fields must be an object of strings, got {shown(value)}"
         return [Rejection(index, "custom_fields", RejectionRule.CUSTOM_FIELDS_NOT_AN_OBJECT, message)]
     return [
         Rejection(
             index,
-            f"custom_fields[{key!r}]",
+            f"custom_fields[{shown(key)}]",
             RejectionRule.CUSTOM_FIELD_NOT_A_STRING,
-            f"record {index}: custom_fields[{key!r}] must be a string, got {item!r}",
+            f"record {index}: custom_fields[{shown(key)}] must be a string, got {shown(item)}",
         )
         for key, item in value.items()
         if not isinstance(item, str)
@@ -441,7 +455,9 @@ def prepare_record(raw: Mapping[str, Any], *, index: int, correlation_id: str) -
     if problems:
         first = problems[0]
         if first.rule is RejectionRule.MISSING_IDENTIFIER and unknown:
-            hint = f"{first.message} (unrecognised fields: {', '.join(repr(key) for key in unknown)})"
+            names = ", ".join(shown(key) for key in unknown[:_SHOWN_UNKNOWN])
+            more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+            hint = f"{first.message} (unrecognised fields: {names}{more})"
             return Rejection(index, first.field, first.rule, hint)
         return first
     custom_fields = dict(record.get("custom_fields", {}))

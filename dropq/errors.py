@@ -31,7 +31,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DropqError", "InvalidValueError", "SandboxRequestError", "SandboxStartError", "WorkerError"]
+__all__ = [
+    "DropqError",
+    "InvalidValueError",
+    "shown",
+    "SHOWN_CHARS",
+    "SandboxRequestError",
+    "SandboxStartError",
+    "WorkerError",
+]
 
 
 class DropqError(Exception):
@@ -54,7 +62,18 @@ class InvalidValueError(DropqError, ValueError):
         self.expected = expected
 
     def __str__(self) -> str:
-        return f"{self.name} must be {self.expected}, got {self.value!r}"
+        return f"{self.name} must be {self.expected}, got {shown(self.value)}"
+
+
+# A value quoted in a message shows at most this many characters of its repr: a huge or hostile
+# value neither floods a log nor echoes contact data whole.
+SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """The value's repr, cut to ``SHOWN_CHARS`` characters (with the full length said) when longer."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 class WorkerError(DropqError):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from dropq.tasks._send import INFRA_ERRORS, INFRA_RETRY, InfraRetryTask, send_all
 from dropq.workers.app import app
 from dropq.workers.jobs.options import JobOptionsError, parse_job_options
 from dropq.workers.pipeline.accept import accept_input
 from dropq.workers.pipeline.give_up import give_up_part
 from dropq.workers.runtime import get_runtime
+
+_log = structlog.get_logger(__name__)
 
 
 class EnrichTask(InfraRetryTask):  # type: ignore[misc]  # Celery ships no type hints
@@ -30,7 +34,8 @@ class EnrichTask(InfraRetryTask):  # type: ignore[misc]  # Celery ships no type 
 __all__ = ["enrich"]
 
 
-@app.task(name="dropq.enrich", bind=True, **{**INFRA_RETRY, "base": EnrichTask})
+# throws: a refused call is expected; Celery logs it at INFO without a traceback.
+@app.task(name="dropq.enrich", bind=True, throws=(JobOptionsError,), **{**INFRA_RETRY, "base": EnrichTask})
 def enrich(
     self: Any,
     contacts: list[Any],
@@ -43,7 +48,13 @@ def enrich(
     callback: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Accept contacts for a job; returns ``{"job_id", "received"}``. See the README's task API."""
-    options = parse_job_options(siren=siren, language=language, destinations=destinations, callback=callback)
-    job = job_id or self.request.id
-    send_all(accept_input(get_runtime(), job, contacts, offset=offset, final=final, options=options))
-    return {"job_id": job, "received": len(contacts)}
+    # Only a missing job_id becomes the task id: "", 0 or {} are refused as what they are.
+    job = self.request.id if job_id is None else job_id
+    try:
+        options = parse_job_options(siren=siren, language=language, destinations=destinations, callback=callback)
+        send_all(accept_input(get_runtime(), job, contacts, offset=offset, final=final, options=options))
+    except JobOptionsError as exc:
+        # The caller's mistake, not ours: one warning line with the reason (no traceback), and the error to them.
+        _log.warning("call_refused", argument=exc.name, reason=str(exc))
+        raise
+    return {"job_id": job, "received": len(contacts) if isinstance(contacts, list) else 0}

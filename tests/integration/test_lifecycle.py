@@ -256,13 +256,20 @@ def test_a_long_job_id_gets_a_hashed_file_name_and_keeps_its_output(
         ({"offset": 2**53 + 1}, "offset"),
         ({"offset": 10**18}, "offset"),
         ({"offset": MAX_INPUT_INDEX}, "offset"),
+        ({"job_id": ""}, "job_id"),
+        ({"job_id": 0}, "job_id"),
+        ({"job_id": {}}, "job_id"),
+        ({"destinations": []}, "destinations"),
     ],
 )
 def test_ids_and_offsets_that_could_break_the_store_are_refused(
     start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path, kwargs: dict[str, Any], argument: str
 ) -> None:
-    """Path 6: a job id ending in a newline, a too long one, an offset past the documented maximum: refused."""
-    start_worker(worker_env(redis_url, sandbox, tmp_path))
+    """A job id ending in a newline, too long, empty or not a string, an offset too far, no destination: refused.
+
+    The caller gets the error; the worker logs one warning line with the reason and no traceback.
+    """
+    worker = start_worker(worker_env(redis_url, sandbox, tmp_path))
     with pytest.raises(Exception) as refused:
         _send(redis_url, contacts=make_contacts(1), **kwargs)
     assert type(refused.value).__name__ == "JobOptionsError"
@@ -270,6 +277,11 @@ def test_ids_and_offsets_that_could_break_the_store_are_refused(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert not [k for k in client.scan_iter("dropq:job:*")], "nothing is stored for a refused call"
     client.close()
+    time.sleep(0.5)
+    log = worker.output()
+    refused_lines = [line for line in log.splitlines() if '"call_refused"' in line]
+    assert len(refused_lines) == 1 and '"level": "warning"' in refused_lines[0], log[-2000:]
+    assert "Traceback" not in log and "raised unexpected" not in log
 
 
 def test_a_part_whose_produce_failed_on_a_bug_has_its_records_failed_and_the_job_finishes(

@@ -319,3 +319,20 @@ def test_prepare_records_streams_in_order_with_indices() -> None:
     first = outcomes[0]
     assert isinstance(first, PreparedRecord)
     assert first.correlation_id == "job:10"
+
+
+def test_a_field_longer_than_its_limit_is_rejected_with_its_rule_and_a_short_reason() -> None:
+    """A 10,000-character email would pass the shape check and cost a credit: it is rejected, quoted briefly."""
+    rejected = prepare_record({"email": "a" * 9_990 + "@b.example", "first_name": "Ada"}, correlation_id="0", index=3)
+    assert isinstance(rejected, Rejection)
+    assert (rejected.rule, rejected.field) == (RejectionRule.FIELD_TOO_LONG, "email")
+    assert rejected.message.startswith("record 3: email must be at most 254 characters, got 10000")
+    assert len(rejected.message) < 200
+
+
+def test_a_reason_names_a_few_unknown_fields_not_thousands() -> None:
+    """2,000 unknown keys and no identifier: the reason stays short and says how many more there are."""
+    raw = {f"col{i}": "x" for i in range(2000)}
+    rejected = prepare_record(raw, correlation_id="0", index=0)
+    assert isinstance(rejected, Rejection) and rejected.rule is RejectionRule.MISSING_IDENTIFIER
+    assert "and 1995 more" in rejected.message and len(rejected.message) < 400

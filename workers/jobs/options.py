@@ -119,4 +119,9 @@ def parse_job_options(
             raise JobOptionsError("destinations", destinations, "a list of destination names")
         names = tuple(dict.fromkeys(destinations))
     spec = _parse_callback(callback) if callback is not None else None
+    if names == () and (spec is None or spec.task is None):
+        # The outcomes would go nowhere: no destination, and no callback task to take them.
+        raise JobOptionsError(
+            "destinations", [], "a non-empty list of destination names, or left out, unless callback.task takes them"
+        )
     return JobOptions(siren=siren, language=language, destinations=names, callback=spec)
