@@ -154,6 +154,15 @@ class Settings:
         repr=False,
         metadata={"env": "DROPCONTACT_API_KEY", "parse": _text, "doc": "the access token"},
     )
+    digest_secret: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "env": "DROPQ_DIGEST_SECRET",
+            "parse": _text,
+            "doc": "key of the de-duplication digests (default: derived from the API key)",
+        },
+    )
     api_url: str = _var("DROPCONTACT_API_URL", _url(("http", "https")), DEFAULT_API_URL, "base URL of the API")
     redis_url: str = _var("REDIS_URL", _url(("redis", "rediss", "unix")), DEFAULT_REDIS_URL, "Redis for state")
     broker_url: str = _var("CELERY_BROKER_URL", _url(("redis", "rediss", "amqp", "amqps")), "", "Celery broker")

@@ -8,6 +8,8 @@ project builds a client or a connection pool of its own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from dropq.workers.limiter.gcra import LimiterPolicy
 from dropq.workers.limiter.limiter import RateLimiter
 from dropq.workers.limiter.redis_store import RedisStore
 
-__all__ = ["Runtime", "RedisClock", "build_runtime", "get_runtime", "install"]
+__all__ = ["Runtime", "RedisClock", "build_runtime", "digest_key_for", "get_runtime", "install"]
 
 # No Redis call of a worker waits longer than this for an answer.
 REDIS_SOCKET_TIMEOUT_S = 10.0
@@ -92,10 +94,19 @@ class Runtime:
     retry_schedule: RetrySchedule
     rng: random.Random
     clock_s: Callable[[], float]
+    digest_key: bytes
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch in Redis's clock (timestamps, leases and deadlines)."""
         return int(self.clock_s() * 1000)
+
+
+def digest_key_for(settings: Settings) -> bytes:
+    """The key of the de-duplication digests: ``DROPQ_DIGEST_SECRET``, else one derived from the API key."""
+    if settings.digest_secret:
+        return settings.digest_secret.encode()
+    api_key = (settings.api_key or SANDBOX_DEFAULT_KEY).encode()
+    return hmac.new(api_key, b"dropq de-duplication digests", hashlib.sha256).digest()
 
 
 def build_runtime(settings: Settings, app: Celery) -> Runtime:
@@ -157,6 +168,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         retry_schedule=RetrySchedule(max_retries=settings.max_retries),
         rng=random.Random(),
         clock_s=clock,
+        digest_key=digest_key_for(settings),
     )
 
 

@@ -203,7 +203,7 @@ def _classified(
     rt: Runtime, job_id: str, offset: int, contacts: Sequence[Any]
 ) -> Iterator[PreparedRecord | dict[str, Any]]:
     """Each input item in order: a record to send, or the outcome of one that is not sent (rejected, duplicate)."""
-    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s)
+    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s, rt.digest_key)
     secret = rt.ledger.ref_secret(job_id)
     prepared = prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
     # The first-seen look-up goes to Redis once per window of records, not once per record.
