@@ -51,6 +51,52 @@ _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _UNDECODED = re.compile("[\udc80-\udcff]")
 # A cell may be as long as a record may be (15 kB), with room to spare; Python's default is 128 kB.
 _CSV_FIELD_LIMIT = 1024 * 1024
+# A quoted cell spanning more lines than this is taken for a quote never closed.
+_MAX_CELL_LINES = 100
+# What an unreadable row keeps of a cell, at most (a 5 MB cell is left out, its neighbours kept).
+_KEPT_CELL_CHARS = 64 * 1024
+
+
+class _Lines:
+    """The file's physical lines for the csv reader, with the lines of the current row kept and a push-back."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._lines = iter(handle)
+        self._back: list[str] = []
+        self._span: list[str] = []
+        self.count = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._back.pop() if self._back else next(self._lines)
+        self.count += 1
+        self._span.append(text)
+        return text
+
+    def start_row(self) -> None:
+        """A new row starts: forget the lines of the last one."""
+        self._span = []
+
+    def take_span(self) -> list[str]:
+        """The lines the current row was read from."""
+        return self._span
+
+    def push_back(self, texts: list[str]) -> None:
+        """Give lines back, to be read again in order."""
+        self._back.extend(reversed(texts))
+        self.count -= len(texts)
+
+
+def _runs_to_the_end(span: list[str], delimiter: str) -> bool:
+    """Whether a multi-line row only ended because the file did (its quote is never closed)."""
+    try:
+        for _ in csv.reader(span, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 class InputError(CliError):
@@ -168,32 +214,66 @@ class InputFile:
         return self._csv_rows() if self.format == "csv" else self._jsonl_rows()
 
     def _csv_rows(self) -> Iterator[InputRow]:
+        """Every CSV row; a row the csv module cannot read is reported with what can be kept of it.
+
+        Two reads would swallow the rows after them and are caught: a quote that is never closed
+        (the field runs to the end of the file, or over ``_MAX_CELL_LINES`` lines, or past the size
+        limit) reports its first line alone and the reading starts again on the line after it; a
+        cell over the size limit reports its row with its other cells kept.
+        """
         csv.field_size_limit(_CSV_FIELD_LIMIT)
         width = len(self.columns)
         with self._open_text() as handle:
-            reader = csv.reader(handle, delimiter=self.delimiter)
+            lines = _Lines(handle)
+            reader = csv.reader(lines, delimiter=self.delimiter)
             next(reader, None)
-            previous = reader.line_num
             while True:
-                line = previous + 1
+                lines.start_row()
+                line = lines.count + 1
                 try:
                     cells = next(reader)
                 except StopIteration:
                     return
                 except csv.Error as exc:
-                    previous = reader.line_num
-                    yield InputRow(line, cells=[], error=unreadable_reason(line, f"not valid CSV ({exc})"))
+                    span = lines.take_span()
+                    if len(span) > 1:
+                        yield self._unterminated(line, span, lines)
+                        reader = csv.reader(lines, delimiter=self.delimiter)
+                        continue
+                    yield self._unreadable_line(line, span[0] if span else "", f"not valid CSV ({exc})")
                     continue
-                previous = reader.line_num
+                span = lines.take_span()
+                if len(span) > 1 and (len(span) > _MAX_CELL_LINES or _runs_to_the_end(span, self.delimiter)):
+                    yield self._unterminated(line, span, lines)
+                    reader = csv.reader(lines, delimiter=self.delimiter)
+                    continue
                 if not cells or (len(cells) == 1 and not cells[0].strip() and width > 1):
                     continue
                 yield self._check_csv_row(line, cells, width)
+
+    def _unterminated(self, line: int, span: list[str], lines: _Lines) -> InputRow:
+        """The first line of a quote never closed, reported alone; the lines after it go back to be read."""
+        lines.push_back(span[1:])
+        return self._unreadable_line(line, span[0], 'a quote (") opened here is never closed')
+
+    def _unreadable_line(self, line: int, text: str, why: str) -> InputRow:
+        """An unreadable row with what can be kept of its cells (split on the delimiter, each cut to the limit)."""
+        cells = [_clean_text(cell) for cell in text.rstrip("\r\n").split(self.delimiter)][: len(self.columns)]
+        if any(len(cell) > _KEPT_CELL_CHARS for cell in cells):
+            why += f"; cells over {_KEPT_CELL_CHARS:,} characters are left out of the output"
+        kept = [cell if len(cell) <= _KEPT_CELL_CHARS else "" for cell in cells]
+        return InputRow(line, cells=kept, error=unreadable_reason(line, why))
 
     def _check_csv_row(self, line: int, cells: list[str], width: int) -> InputRow:
         if _UNDECODED.search("\x1f".join(cells)):
             clean = [_clean_text(cell) for cell in cells]
             why = f"not valid {self.encoding.removesuffix('-sig')} text; give --encoding if the file is not UTF-8"
             return InputRow(line, cells=clean, error=unreadable_reason(line, why))
+        if any("\x00" in cell for cell in cells):
+            why = "a NUL byte (0x00) in a cell: not a text file, or a broken one"
+            return InputRow(
+                line, cells=[cell.replace("\x00", "") for cell in cells], error=unreadable_reason(line, why)
+            )
         if len(cells) > width:
             why = f"{len(cells)} fields where the header has {width} (an unquoted {self.delimiter!r} in a value?)"
             return InputRow(line, cells=cells, error=unreadable_reason(line, why))
