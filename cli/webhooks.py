@@ -16,6 +16,7 @@ def webhooks_command(host: str | None, port: int | None) -> None:
     """Serve the webhook receiver; set DROPQ_WEBHOOK_URL (its public URL) on the workers too."""
     import uvicorn
 
+    from dropq.http_server import server_limits
     from dropq.workers.app import app
     from dropq.workers.pipeline.dispatch import dispatch
     from dropq.workers.pipeline.followup import Followup
@@ -36,7 +37,6 @@ def webhooks_command(host: str | None, port: int | None) -> None:
         port=port if port is not None else settings.webhook_port,
         log_level="warning",
         access_log=False,  # the path holds the batch's secret token
-        # Idle connections go after 5 s, and a request's head may not pass 16 kB.
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        # A head that is late or too big, an idle connection, a flood of connections: all bounded.
+        **server_limits(),
     )

@@ -9,11 +9,14 @@ It checks before it reads: the token first (an unknown one is answered 404
 without reading a byte of the body), then the size (a declared
 ``Content-Length`` over ``DROPQ_WEBHOOK_MAX_BODY_BYTES`` is answered 413 at
 once, and a streamed body stops being read as soon as it passes the limit),
-and only then parses. Its memory stays flat whatever a stranger sends.
+and only then parses; a body that takes longer than ``BODY_TIMEOUT_S`` gets
+408. Its memory stays flat whatever a stranger sends, and its connections are
+bounded (``dropq.http_server``: head timeout, idle timeout, head size, count).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from dropq.http_server import BODY_TIMEOUT_S
 from dropq.workers import keys
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
@@ -58,10 +62,14 @@ def create_receiver_app(runtime: Callable[[], Runtime], send: Callable[[Followup
         if declared.isdigit() and int(declared) > limit:
             return _refused(413, "too_large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return _refused(413, "too_large")
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        return _refused(413, "too_large")
+        except TimeoutError:
+            return _refused(408, "body_too_slow")
         try:
             payload = json.loads(body)
         except ValueError:

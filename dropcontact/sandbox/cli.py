@@ -18,6 +18,7 @@ import uvicorn
 from dropq.dropcontact.sandbox.app import CONTROL_PREFIX, create_app
 from dropq.dropcontact.sandbox.config import SandboxConfig, SandboxConfigError, env_name
 from dropq.dropcontact.sandbox.server import bind_socket
+from dropq.http_server import server_limits
 
 __all__ = ["sandbox_command"]
 
@@ -65,8 +66,7 @@ def sandbox_command(**options: Any) -> None:
             create_app(config),
             log_level="warning",
             access_log=False,
-            timeout_keep_alive=5,
-            h11_max_incomplete_event_size=16 * 1024,
+            **server_limits(),
             lifespan="on",
         )
     )

@@ -20,6 +20,7 @@ from dropq.dropcontact.sandbox.app import create_app
 from dropq.dropcontact.sandbox.config import SandboxConfig
 from dropq.dropcontact.sandbox.runtime import SandboxRuntime
 from dropq.errors import SandboxStartError
+from dropq.http_server import server_limits
 
 __all__ = ["SandboxServer", "bind_socket"]
 
@@ -83,8 +84,7 @@ class SandboxServer:
                 self.app,
                 log_level="warning",
                 access_log=False,
-                timeout_keep_alive=5,
-                h11_max_incomplete_event_size=16 * 1024,
+                **server_limits(),
                 log_config=None,
                 lifespan="on",
             )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 import requests
 
 from dropq.dropcontact.sandbox import SandboxServer
 from dropq.dropcontact.sandbox.app import CONTROL_KEY_HEADER
 from dropq.dropcontact.sandbox.config import SandboxConfig
+from dropq.http_server import HEAD_TIMEOUT_S
 from tests.support.sandbox import TEST_CONTROL_KEY, get_results, post_batch, wait_for_results
 
 KEY = {CONTROL_KEY_HEADER: TEST_CONTROL_KEY}
@@ -122,3 +126,13 @@ def test_without_a_control_key_the_sandbox_takes_no_change_over_http() -> None:
     with SandboxServer(SandboxConfig(host="127.0.0.1", port=0)) as server:
         answer = requests.post(f"{server.url}/_sandbox/config", json={"credits": 1}, headers=KEY, timeout=5)
         assert answer.status_code == 403 and "--control-key" in answer.json()["detail"]
+
+
+def test_a_connection_whose_request_head_never_ends_is_closed(sandbox: SandboxServer) -> None:
+    """Slowloris: a head sent a piece at a time, never finished, is cut after HEAD_TIMEOUT_S (the receiver too)."""
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HEAD_TIMEOUT_S + 5) as conn:
+        conn.sendall(b"POST /v1/enrich/all HTTP/1.1\r\nHost: sandbox\r\n")
+        started = time.monotonic()
+        assert conn.recv(1024) == b"", "the server closes the connection"
+        assert HEAD_TIMEOUT_S - 1 < time.monotonic() - started < HEAD_TIMEOUT_S + 4
