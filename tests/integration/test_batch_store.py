@@ -9,6 +9,7 @@ from dropq.workers import keys
 from dropq.workers.jobs.batches import BatchState, BatchStore, SegmentCommit, TransitionRefused
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.options import JobOptions
+from dropq.workers.jobs.outcomes import OutcomeStore, batch_unit_id, segment_unit_id
 from dropq.workers.jobs.watchdog import Watchdog
 
 TTL_S = 600
@@ -99,3 +100,29 @@ def test_a_job_with_its_final_part_but_not_its_first_is_not_ready_to_finish(redi
     )
     ledger.mark_part_produced("late", "0", 0, 10)
     assert ledger.is_ready_to_finish("late")
+
+
+def test_units_of_jobs_whose_ids_share_a_prefix_are_kept_apart(redis_client: redis.Redis) -> None:
+    """Job ``x``'s batch unit and job ``x:x``'s segment unit were both ``x:x:0:0``: the later overwrote the other."""
+    # Given: job x:x's rejected record waiting for its delivery
+    ledger = JobLedger(redis_client, TTL_S)
+    store = BatchStore(redis_client, TTL_S, Watchdog(redis_client, 60_000, TTL_S))
+    for job_id in ("x", "x:x"):
+        ledger.open(job_id, JobOptions(), now_ms=1)
+    reject = {"job_id": "x:x", "index": 0, "status": "rejected", "reason": "r", "record": None, "input": {}}
+    store.commit_segment(SegmentCommit("x:x", "0/0", None, [], 1, 1, 0, [reject]), destinations=["jsonl"], now_ms=1)
+    # When: job x's first batch closes with its own outcome
+    record = {"first_name": "Ada", "website": "acme.example", "custom_fields": {"dropq_ref": "0"}}
+    store.commit_segment(SegmentCommit("x", "0/0", "x/0/0", [record], 1, 0, 0, []), destinations=["jsonl"], now_ms=1)
+    store.transition("x/0/0", (BatchState.PENDING,), to=BatchState.FETCHED, request_id="r1")
+    batch = store.get("x/0/0")
+    assert batch is not None
+    enriched = {"job_id": "x", "index": 0, "status": "enriched", "reason": None, "record": record, "input": record}
+    store.complete(batch, (BatchState.FETCHED,), BatchState.DONE, enriched=1, not_found=0, failed=0,
+                   outcomes=[enriched], destinations=["jsonl"], now_ms=2)  # fmt: skip
+    # Then: each job's unit holds its own outcome
+    outcomes = OutcomeStore(redis_client, TTL_S)
+    units = {"x:x": segment_unit_id("x:x", "0/0"), "x": batch_unit_id("x/0/0")}
+    assert units["x:x"] != units["x"]
+    assert [o["job_id"] for o in outcomes.load(units["x:x"]) or []] == ["x:x"]
+    assert [o["job_id"] for o in outcomes.load(units["x"]) or []] == ["x"]

@@ -182,6 +182,10 @@ def test_keys_of_an_expired_job_are_never_recreated_without_a_ttl(
     wait_for_job(redis_url, "gone-1")
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.delete(*[k for k in client.scan_iter("dropq:*gone-1*")])
+    # A unit outliving its ledger (their TTLs are set by different writes): its delivery would count on a ledger
+    outcome = {"job_id": "gone-1", "index": 0, "status": "failed", "reason": "x", "record": None, "input": {}}
+    client.hset(keys.unit_key("gone-1/0/0"), mapping={"payload": json.dumps([outcome]), "remaining": 1})
+    client.expire(keys.unit_key("gone-1/0/0"), 600)
     client.hset(keys.batch_key("fragment/0/0"), "touched_ms", 5)
     client.expire(keys.batch_key("fragment/0/0"), 600)
     client.zadd(keys.watchdog_key(), {"b|fragment/0/0": 1})
