@@ -336,7 +336,8 @@ class _Run:
     def _wait(self) -> None:
         last_accounted, last_change_s, warned = -1, time.monotonic(), False
         while True:
-            self._tick(pause=self.status is not None)
+            # Always paced, also before the job is accepted: no busy loop on Redis while a worker is busy.
+            self._tick()
             status = self.status
             if status is None:
                 if time.monotonic() - last_change_s > STALL_CHECK_S:

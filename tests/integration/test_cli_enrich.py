@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.support.pipeline import worker_env
 from tests.support.processes import ROOT
@@ -212,3 +213,35 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_unless_raw_is_asked(
     first_name = rows[0]["Last Name"]
     assert first_name.startswith("'=HYPERLINK") if escaped else first_name.startswith("=HYPERLINK")
     assert not [cell for row in rows for cell in row.values() if escaped and cell and cell[0] in "=+-@\t\r"]
+
+
+def test_waiting_for_a_job_not_yet_accepted_is_paced_not_a_busy_loop(
+    redis_url: str, sandbox: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """A worker answers the pre-flight ping but takes nothing from dropq.produce: the CLI waits at a few calls/s."""
+    # Given: the only worker consumes another queue (it still answers pings)
+    env = worker_env(redis_url, sandbox, tmp_path)
+    start_worker(env, queues="elsewhere")
+    source = tmp_path / "one.csv"
+    source.write_text("First Name,Last Name,Website\nAda,Lovelace,acme.example\n")
+    client = redis.Redis.from_url(redis_url)
+    full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED} | env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dropq", "enrich", str(source), "-o", str(tmp_path / "out.csv"), "-q"],
+        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while client.llen("dropq.produce") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.llen("dropq.produce") == 1, "the call was sent and is waiting"
+        # When: the CLI waits for 3 s
+        before = int(client.info("stats")["total_commands_processed"])
+        time.sleep(3)
+        per_second = (int(client.info("stats")["total_commands_processed"]) - before) / 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        client.close()
+    # Then: the CLI and the idle worker together, far from the 5,000 a second of a busy loop
+    assert per_second < 100, per_second

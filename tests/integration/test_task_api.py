@@ -88,6 +88,7 @@ def test_another_app_enriches_through_send_task_and_gets_callbacks(
         assert len((tmp_path / "done.jsonl").read_text().splitlines()) == 1
         assert done[0]["summary"]["received"] == 600 == status.received
         assert done[0]["summary"]["state"] == "finished"
+        assert done[0]["summary"]["finished_ms"] == status.finished_ms > 0
         assert sorted(r["index"] for r in records) == list(range(600))
         assert status.received == status.delivered + status.rejected + status.duplicates + status.failed
     finally:

@@ -53,13 +53,14 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
             _log.warning("finisher_replaced", job_id=job_id)
             return False
     status = rt.ledger.read(job_id)
-    summary = {**(status.summary() if status else {"job_id": job_id}), "state": "finished"}
+    # The time the job is marked finished with, in the announcement too (not the ledger's 0 of a job not yet marked).
+    finished_ms = rt.now_ms()
+    summary = {**(status.summary() if status else {"job_id": job_id}), "state": "finished", "finished_ms": finished_ms}
     # Still the finisher right before the announcement: a finisher replaced while it stalled says nothing.
     if not rt.ledger.heartbeat_finish(job_id, finisher, rt.now_ms()):
         return False
     if options.callback and options.callback.on_done:
         send(Followup(options.callback.on_done, {"job_id": job_id, "summary": summary}, queue=options.callback.queue))
-    finished_ms = rt.now_ms()
     if not rt.ledger.end_finish(job_id, finisher, finished_ms):
         return False
     rt.watchdog.disarm(finish_member(job_id))
