@@ -19,8 +19,10 @@ _log = structlog.get_logger(__name__)
 
 
 def finish_if_complete(rt: Runtime, job_id: str) -> list[Followup]:
-    """A ``dropq.finish`` message when the job looks complete, else nothing (the sweep covers silent finishers)."""
-    return [followup.finish(job_id)] if rt.ledger.is_ready_to_finish(job_id) else []
+    """A ``dropq.finish`` message when the job looks complete or its finisher went silent, else nothing."""
+    if rt.ledger.needs_finisher(job_id, rt.now_ms(), finisher_silence_ms(rt.settings)):
+        return [followup.finish(job_id)]
+    return []
 
 
 def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup], None]) -> bool:

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import structlog
 
-from dropq.config.celeryconfig import finisher_silence_ms
 from dropq.workers import keys
 from dropq.workers.jobs.batches import BatchState
 from dropq.workers.jobs.watchdog import Watched, parse_member
 from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sweep", "rederive", "finish_check", "SWEEP_LIMIT"]
+__all__ = ["sweep", "rederive", "SWEEP_LIMIT"]
 
 _log = structlog.get_logger(__name__)
 
@@ -60,17 +60,10 @@ def rederive(rt: Runtime, watched: Watched) -> list[Followup]:
             return []
         return [followup.deliver(watched.job_id, watched.unit_id, watched.destination)]
     if watched.kind == "f":
-        return finish_check(rt, watched.job_id)
+        return finish_if_complete(rt, watched.job_id)
     if watched.kind == "p" and rt.redis.hexists(keys.job_parked_parts_key(watched.job_id), str(watched.offset)):
         # A check (not a wake-up): it produces the part if its turn came, else looks again later.
         return [followup.produce(watched.job_id, watched.offset, checked_through=-1)]
-    return []
-
-
-def finish_check(rt: Runtime, job_id: str) -> list[Followup]:
-    """A ``dropq.finish`` when the job looks complete or its finisher went silent, else nothing."""
-    if rt.ledger.needs_finisher(job_id, rt.now_ms(), finisher_silence_ms(rt.settings)):
-        return [followup.finish(job_id)]
     return []
 
 
@@ -88,5 +81,5 @@ def sweep(rt: Runtime) -> list[Followup]:
             rt.watchdog.drop_if_due(member, now_ms)
     for job_id in rt.ledger.running_jobs():
         rt.ledger.renew(job_id)
-        followups.extend(finish_check(rt, job_id))
+        followups.extend(finish_if_complete(rt, job_id))
     return followups
