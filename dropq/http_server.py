@@ -13,9 +13,10 @@ import asyncio
 from typing import Any
 
 import h11
+from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["BODY_TIMEOUT_S", "HEAD_TIMEOUT_S", "HeadTimeoutProtocol", "server_limits"]
+__all__ = ["BODY_TIMEOUT_S", "HEAD_TIMEOUT_S", "BodyTooLarge", "HeadTimeoutProtocol", "read_limited", "server_limits"]
 
 # A request's head must arrive within this, and may not pass MAX_HEAD_BYTES.
 HEAD_TIMEOUT_S = 10.0
@@ -26,6 +27,28 @@ BODY_TIMEOUT_S = 30.0
 KEEP_ALIVE_S = 5
 # Connections served at once; more get 503 (a flood cannot take every file descriptor).
 MAX_CONNECTIONS = 256
+
+
+class BodyTooLarge(Exception):
+    """A request body over its limit: answer 413 without reading the rest."""
+
+
+async def read_limited(request: Request, limit: int) -> bytearray:
+    """The body, read only while it stays within ``limit`` bytes (declared or streamed): no stranger fills the memory.
+
+    Raises:
+        BodyTooLarge: the declared ``Content-Length``, or the bytes streamed so far, pass ``limit``.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    # Not copied into bytes: json.loads reads a bytearray, and a copy would double the peak.
+    return body
 
 
 class HeadTimeoutProtocol(H11Protocol):  # type: ignore[misc]  # uvicorn's protocol classes are not typed

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from dropq.http_server import BODY_TIMEOUT_S
+from dropq.http_server import BODY_TIMEOUT_S, BodyTooLarge, read_limited
 from dropq.workers import keys
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
@@ -57,17 +57,11 @@ def create_receiver_app(runtime: Callable[[], Runtime], send: Callable[[Followup
         rt = runtime()
         if not await run_in_threadpool(rt.redis.exists, keys.webhook_token_key(token)):
             return _refused(404, "unknown_token")
-        limit = rt.settings.webhook_max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return _refused(413, "too_large")
-        body = bytearray()
         try:
             async with asyncio.timeout(BODY_TIMEOUT_S):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > limit:
-                        return _refused(413, "too_large")
+                body = await read_limited(request, rt.settings.webhook_max_body_bytes)
+        except BodyTooLarge:
+            return _refused(413, "too_large")
         except TimeoutError:
             return _refused(408, "body_too_slow")
         try:

@@ -37,6 +37,7 @@ from dropq.dropcontact.sandbox.faults import FAULT_HEADER, FaultHeaderError
 from dropq.dropcontact.sandbox.runtime import SandboxRuntime
 from dropq.dropcontact.sandbox.state import Answer
 from dropq.dropcontact.sandbox.submission import Refusal, read_submission
+from dropq.http_server import BodyTooLarge, read_limited
 
 __all__ = ["create_app", "CONTROL_PREFIX"]
 
@@ -120,7 +121,7 @@ def _api(
                 try:
                     answer = await handler(runtime, request)
                     response = Response(answer.body, answer.status, media_type=_JSON)
-                except _TooLarge:
+                except BodyTooLarge:
                     response = _too_large()
             else:
                 response = _fault_answer(429, uses_detail)
@@ -140,31 +141,14 @@ def _api(
     return endpoint
 
 
-class _TooLarge(Exception):
-    """A body over its limit: answered 413 without reading the rest."""
-
-
 def _too_large() -> Response:
     return Response(
         envelopes.detail_body("Request Entity Too Large"), 413, media_type=_JSON, headers={"Connection": "close"}
     )
 
 
-async def _limited_body(request: Request, limit: int) -> bytes:
-    """The body, read until it passes ``limit`` (then ``_TooLarge``): no stranger fills the memory."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
-
-
 async def _json_body(request: Request, limit: int) -> object:
-    raw = await _limited_body(request, limit)
+    raw = await read_limited(request, limit)
     try:
         return json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):
@@ -176,7 +160,7 @@ _INVALID_JSON_ANSWER = Answer(422, envelopes.validation_body(["body", 0], "JSON 
 
 
 async def _submit(runtime: SandboxRuntime, request: Request) -> Answer:
-    checked = read_submission(await _limited_body(request, MAX_API_BODY_BYTES), request.query_params)
+    checked = read_submission(await read_limited(request, MAX_API_BODY_BYTES), request.query_params)
     if isinstance(checked, Refusal):
         return Answer(checked.status, checked.body)
     with runtime.lock:
@@ -263,7 +247,7 @@ def _control_routes(runtime: SandboxRuntime) -> list[Route]:
             return config_response(runtime.configure(**await changes_of(request)))
         except SandboxConfigError as exc:
             return Response(envelopes.detail_body(str(exc)), 400, media_type=_JSON)
-        except _TooLarge:
+        except BodyTooLarge:
             return _too_large()
 
     async def reset(request: Request) -> Response:
@@ -273,7 +257,7 @@ def _control_routes(runtime: SandboxRuntime) -> list[Route]:
             return config_response(runtime.reset(**await changes_of(request)))
         except SandboxConfigError as exc:
             return Response(envelopes.detail_body(str(exc)), 400, media_type=_JSON)
-        except _TooLarge:
+        except BodyTooLarge:
             return _too_large()
 
     return [

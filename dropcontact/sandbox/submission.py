@@ -60,7 +60,7 @@ def _flag(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
 
 
-def read_submission(raw: bytes, query: Mapping[str, str]) -> Submission | Refusal:
+def read_submission(raw: bytes | bytearray, query: Mapping[str, str]) -> Submission | Refusal:
     """Parse and check a submit body.
 
     Args:
