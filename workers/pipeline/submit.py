@@ -73,12 +73,12 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
         # Another worker is inside its POST right now; look again once its lease is over.
         return [followup.submit(batch_id, seq, (batch.lease_until_ms - now_ms) / 1000)]
-    if rt.settings.webhook_url and _in_doubt_since(batch):
+    if rt.settings.webhook_url and (doubt_since_ms := _in_doubt_since(batch)):
         # The last POST may have reached the API: its push (to this batch's own URL) would say so.
         pushed = adopt_pushed_results(rt, batch)
         if pushed is not None:
             return pushed
-        wait_ms = _in_doubt_since(batch) + int(rt.settings.webhook_safety_poll_s * 1000) - now_ms
+        wait_ms = doubt_since_ms + int(rt.settings.webhook_safety_poll_s * 1000) - now_ms
         if wait_ms > 0:
             return [followup.submit(batch_id, seq, wait_ms / 1000)]
 
