@@ -18,6 +18,7 @@ from dropq.config.settings import DEFAULT_API_URL, Settings, SettingsError, from
 from dropq.dropcontact.client import DropcontactClient
 from dropq.dropcontact.errors import AuthenticationError, DropcontactError
 from dropq.errors import DropqError
+from dropq.workers import keys
 from dropq.workers.embedded import is_redis_reachable
 from dropq.workers.runtime import SANDBOX_DEFAULT_KEY
 
@@ -58,9 +59,11 @@ class CliError(DropqError, click.ClickException):
 def settings_or_exit(environ: dict[str, str] | None = None) -> Settings:
     """The settings from the environment, or a usage error naming the bad variable."""
     try:
-        return from_env(os.environ if environ is None else environ)
+        settings = from_env(os.environ if environ is None else environ)
     except SettingsError as exc:
         raise CliError(str(exc), USER_ERROR) from exc
+    keys.use_prefix(settings.key_prefix)  # the CLI reads and sends within this deployment
+    return settings
 
 
 def safe_url(url: str) -> str:

@@ -34,7 +34,7 @@ from types import TracebackType
 from celery import Celery
 
 from dropq.cli.checks import CliError
-from dropq.config.celeryconfig import CALLER_ROUTES
+from dropq.config.celeryconfig import caller_routes
 from dropq.config.settings import Settings
 from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
 from dropq.errors import WorkerError
@@ -62,7 +62,7 @@ def client_app(settings: Settings) -> Celery:
     """A Celery app that only sends tasks and pings workers (no task of ours is imported)."""
     app = Celery("dropq-cli", broker=settings.effective_broker_url, backend=settings.redis_url)
     app.conf.update(
-        task_serializer="json", accept_content=["json"], result_serializer="json", task_routes=CALLER_ROUTES
+        task_serializer="json", accept_content=["json"], result_serializer="json", task_routes=caller_routes(settings)
     )
     return app
 

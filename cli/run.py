@@ -48,6 +48,7 @@ from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp,
 from dropq.cli.local import LocalStack, client_app
 from dropq.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
 from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
+from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
 from dropq.dropcontact.tabular import (
     ColumnMappingError,
@@ -311,7 +312,7 @@ class _Run:
                     "contacts": contacts, "job_id": job, "offset": offset, "final": final,
                     "destinations": destinations, "siren": self.req.siren, "language": self.req.language,
                 }  # fmt: skip
-                self.app.send_task("dropq.enrich", kwargs=kwargs, queue="dropq.produce")
+                self.app.send_task("dropq.enrich", kwargs=kwargs, queue=queue_name(self.settings, STAGES[0]))
             self.sent += len(contacts)
             if final:
                 self.total = self.sent

@@ -17,12 +17,14 @@ from typing import Any
 from dropq.config.settings import Settings
 
 __all__ = [
-    "QUEUES",
+    "STAGES",
     "DEFAULT_CELERY_QUEUE",
-    "CALLER_ROUTES",
     "TASK_MODULES",
+    "queue_name",
+    "stage_queues",
+    "routes",
+    "caller_routes",
     "consumed_queues",
-    "ROUTES",
     "MAX_COUNTDOWN_S",
     "max_countdown_s",
     "stall_ms",
@@ -31,7 +33,8 @@ __all__ = [
     "build_celery_config",
 ]
 
-QUEUES: tuple[str, ...] = ("dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink")
+# The stages, each with its own queue ``{DROPQ_KEY_PREFIX}.{stage}`` (``dropq.produce`` by default).
+STAGES: tuple[str, ...] = ("produce", "submit", "poll", "sink")
 
 # Celery's default queue: a send_task("dropq.enrich") with no queue and no route lands here. On a
 # shared broker it holds other applications' messages, so dropq consumes it only when told to.
@@ -40,20 +43,39 @@ DEFAULT_CELERY_QUEUE = "celery"
 # Modules a worker imports to register the dropq.* tasks.
 TASK_MODULES: tuple[str, ...] = ("dropq.tasks.health", "dropq.tasks.enrich", "dropq.tasks.stages")
 
-# Task name -> queue. The public entry point shares the produce queue.
-ROUTES: dict[str, dict[str, str]] = {
-    "dropq.enrich": {"queue": "dropq.produce"},
-    "dropq.produce": {"queue": "dropq.produce"},
-    "dropq.ping": {"queue": "dropq.produce"},
-    "dropq.submit": {"queue": "dropq.submit"},
-    "dropq.poll": {"queue": "dropq.poll"},
-    "dropq.sink": {"queue": "dropq.sink"},
-    "dropq.deliver": {"queue": "dropq.sink"},
-    "dropq.finish": {"queue": "dropq.sink"},
+# Task name -> stage. The public entry point shares the produce queue.
+_TASK_STAGES: dict[str, str] = {
+    "dropq.enrich": "produce",
+    "dropq.produce": "produce",
+    "dropq.ping": "produce",
+    "dropq.submit": "submit",
+    "dropq.poll": "poll",
+    "dropq.sink": "sink",
+    "dropq.deliver": "sink",
+    "dropq.finish": "sink",
 }
 
-# What another application adds to its own config (task_routes) to reach dropq by task name alone.
-CALLER_ROUTES: dict[str, dict[str, str]] = {"dropq.*": {"queue": QUEUES[0]}}
+
+def queue_name(settings_or_prefix: Settings | str, stage: str) -> str:
+    """The queue of a stage in a deployment (its settings, or its ``DROPQ_KEY_PREFIX``)."""
+    prefix = settings_or_prefix if isinstance(settings_or_prefix, str) else settings_or_prefix.key_prefix
+    return f"{prefix}.{stage}"
+
+
+def stage_queues(settings: Settings) -> tuple[str, ...]:
+    """The deployment's own queues, one per stage."""
+    return tuple(queue_name(settings, stage) for stage in STAGES)
+
+
+def routes(settings: Settings) -> dict[str, dict[str, str]]:
+    """Task name -> the deployment's queue."""
+    return {task: {"queue": queue_name(settings, stage)} for task, stage in _TASK_STAGES.items()}
+
+
+def caller_routes(settings_or_prefix: Settings | str) -> dict[str, dict[str, str]]:
+    """What another application adds to its own config (``task_routes``) to reach a deployment by task name."""
+    return {"dropq.*": {"queue": queue_name(settings_or_prefix, STAGES[0])}}
+
 
 # No task ever re-enqueues itself further ahead than this...
 MAX_COUNTDOWN_S = 600
@@ -95,7 +117,8 @@ def sweep_interval_s(settings: Settings) -> float:
 
 def consumed_queues(settings: Settings) -> tuple[str, ...]:
     """The queues a dropq worker consumes: its own, plus Celery's default on a broker that is dropq's alone."""
-    return (*QUEUES, DEFAULT_CELERY_QUEUE) if settings.consume_default_queue else QUEUES
+    own = stage_queues(settings)
+    return (*own, DEFAULT_CELERY_QUEUE) if settings.consume_default_queue else own
 
 
 def build_celery_config(settings: Settings) -> dict[str, Any]:
@@ -140,10 +163,10 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Declared queues are what a worker started without -Q consumes (workers/queues.py keeps it so).
         "task_queues": {name: {"exchange": name, "routing_key": name} for name in consumed_queues(settings)},
-        "task_default_queue": QUEUES[0],
+        "task_default_queue": queue_name(settings, STAGES[0]),
         # A callback's queue belongs to the caller: sending to it must work without declaring it here.
         "task_create_missing_queues": True,
-        "task_routes": ROUTES,
+        "task_routes": routes(settings),
         # Flower sees every task: sent, received, started, succeeded, retried, failed.
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -9,6 +9,7 @@ value and what is expected, and start-up stops there.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,7 +27,7 @@ from dropq.dropcontact.client import DEFAULT_BASE_URL as DEFAULT_API_URL
 from dropq.dropcontact.client import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from dropq.errors import InvalidValueError
 
-__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS", "DEFAULT_API_URL"]
+__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS", "DEFAULT_API_URL", "DEFAULT_KEY_PREFIX"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # The API allows 60 requests per second per account, POSTs and GETs together.
@@ -55,6 +56,9 @@ DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
 # A push is one request's results: 250 records, each well under 16 kB once enriched.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+# The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
+DEFAULT_KEY_PREFIX = "dropq"
+_KEY_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_WEBHOOK_PORT = 8081
 
 
@@ -129,6 +133,15 @@ def _text(variable: str, raw: str) -> str:
     return raw
 
 
+def _key_prefix(variable: str, raw: str) -> str:
+    # No ":" (it separates a key's parts) nor "." (it separates a queue's): a prefix is one word.
+    if not _KEY_PREFIX.fullmatch(raw):
+        raise SettingsError(
+            variable, raw, "1 to 32 lower-case letters, digits, - or _, starting with a letter or digit"
+        )
+    return raw
+
+
 def _choice(*choices: str) -> Callable[[str, str], str]:
     def parse(variable: str, raw: str) -> str:
         if raw.lower() not in choices:
@@ -199,6 +212,9 @@ class Settings:
         "DROPQ_STALL_TIMEOUT_S", _positive_float, DEFAULT_STALL_TIMEOUT_S, "overdue step re-sent after"
     )
     job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
+    key_prefix: str = _var(
+        "DROPQ_KEY_PREFIX", _key_prefix, DEFAULT_KEY_PREFIX, "namespace of this deployment's keys and queues"
+    )
     consume_default_queue: bool = _var(
         "DROPQ_CONSUME_DEFAULT_QUEUE", _flag, False, "consume Celery's default queue (a broker for dropq alone)"
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 
+from dropq.config.celeryconfig import stage_queues
 from dropq.tasks._send import INFRA_ERRORS, INFRA_RETRY, InfraRetryTask, send_all
 from dropq.workers.app import app
 from dropq.workers.jobs.options import JobOptionsError, parse_job_options
@@ -51,8 +52,15 @@ def enrich(
     # Only a missing job_id becomes the task id: "", 0 or {} are refused as what they are.
     job = self.request.id if job_id is None else job_id
     try:
-        options = parse_job_options(siren=siren, language=language, destinations=destinations, callback=callback)
-        send_all(accept_input(get_runtime(), job, contacts, offset=offset, final=final, options=options))
+        rt = get_runtime()
+        options = parse_job_options(
+            siren=siren,
+            language=language,
+            destinations=destinations,
+            callback=callback,
+            own_queues=stage_queues(rt.settings),
+        )
+        send_all(accept_input(rt, job, contacts, offset=offset, final=final, options=options))
     except JobOptionsError as exc:
         # The caller's mistake, not ours: one warning line with the reason (no traceback), and the error to them.
         _log.warning("call_refused", argument=exc.name, reason=str(exc))

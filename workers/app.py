@@ -11,11 +11,12 @@ from celery import Celery
 
 from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
 from dropq.config.settings import from_env
-from dropq.workers import broker, logs, queues, runtime, startup, sweeper
+from dropq.workers import broker, keys, logs, queues, runtime, startup, sweeper
 
 __all__ = ["app", "settings"]
 
 settings = from_env()
+keys.use_prefix(settings.key_prefix)
 
 app = Celery("dropq")
 app.conf.update(build_celery_config(settings))

@@ -1,7 +1,13 @@
 """Every Redis key dropq writes, built here and nowhere else, and the one lifecycle rule they follow.
 
-Layout: ``dropq:{kind}:{id}``. Keys about the account carry a short hash of
-the API key (``account_id``), never the key itself. Ids never hold contact
+Layout: ``{prefix}:{kind}:{id}``, the prefix being the deployment's
+(``DROPQ_KEY_PREFIX``, default ``dropq``, set once per process by ``use_prefix``):
+two deployments on one Redis (staging and production, two teams) never see each
+other's jobs, index, watchdog or sweep lock. The account's own state (limiter,
+cooldown, adaptive rate, credit balance and pause) is the API's, shared by every
+deployment that uses the key, so it stays under ``dropq:`` whatever the prefix:
+two deployments with one API key still share its 60 requests a second. Keys about
+the account carry a short hash of the API key (``account_id``), never the key itself. Ids never hold contact
 data: job ids are the caller's (a safe alphabet without ``/`` or ``|``),
 batch ids are ``{job}/{part}/{segment}`` (``.0``/``.1`` added per split), unit
 ids are a batch id or ``{job}/{part}/{segment}/others``, so no two jobs' ids
@@ -42,8 +48,12 @@ from __future__ import annotations
 
 import hashlib
 
+from dropq.config.settings import DEFAULT_KEY_PREFIX
+
 __all__ = [
-    "PREFIX",
+    "ACCOUNT_PREFIX",
+    "use_prefix",
+    "prefix",
     "account_id",
     "limiter_key",
     "cooldown_key",
@@ -74,7 +84,23 @@ __all__ = [
     "sweep_lock_key",
 ]
 
-PREFIX = "dropq"
+# The account's limits are the API's, whatever deployment spends them.
+ACCOUNT_PREFIX = DEFAULT_KEY_PREFIX
+_prefix = DEFAULT_KEY_PREFIX
+
+
+def use_prefix(prefix: str) -> None:
+    """Put every deployment key of this process under ``prefix`` (``Settings.key_prefix``).
+
+    One process serves one deployment: the app and the CLI call this once, with their settings.
+    """
+    global _prefix
+    _prefix = prefix
+
+
+def prefix() -> str:
+    """The deployment prefix this process uses."""
+    return _prefix
 
 
 def account_id(api_key: str | None) -> str:
@@ -83,42 +109,49 @@ def account_id(api_key: str | None) -> str:
 
 
 def _key(kind: str, *parts: str) -> str:
-    return ":".join((PREFIX, kind, *parts))
+    return ":".join((_prefix, kind, *parts))
 
 
-# Account-wide state: shared by every worker of every machine that uses this key.
+def _account_key(kind: str, account: str) -> str:
+    return ":".join((ACCOUNT_PREFIX, kind, account))
+
+
+# Account-wide state: shared by every worker of every deployment that uses this API key.
 def limiter_key(account: str) -> str:
     """The rate limiter's state for an account."""
-    return _key("limiter", account)
+    return _account_key("limiter", account)
 
 
 def cooldown_key(account: str) -> str:
     """Set while the account cools down after a 429."""
-    return _key("cooldown", account)
+    return _account_key("cooldown", account)
 
 
 def adaptive_rate_key(account: str) -> str:
     """The current adaptive rate of an account (lowered on 429s, recovering slowly)."""
-    return _key("rate", account)
+    return _account_key("rate", account)
 
 
 def credits_key(account: str) -> str:
     """The last known credit balance of an account."""
-    return _key("credits", account)
+    return _account_key("credits", account)
 
 
 def credits_pause_key(account: str) -> str:
     """Set while submits are paused for missing credits."""
-    return _key("credits-pause", account)
+    return _account_key("credits-pause", account)
 
 
 def credits_recheck_key(account: str) -> str:
     """Held (SET NX PX) by the one worker allowed to re-check a paused account's balance now."""
-    return _key("credits-recheck", account)
+    return _account_key("credits-recheck", account)
 
 
 def budget_key(account: str, day: str) -> str:
-    """Credits spent on a UTC day (``YYYY-MM-DD``) against the optional daily budget."""
+    """Credits spent on a UTC day (``YYYY-MM-DD``) against the optional daily budget.
+
+    The budget is a deployment's own setting (``DROPQ_CREDIT_BUDGET_PER_DAY``), so its spending is too.
+    """
     return _key("budget", account, day)
 
 

@@ -16,7 +16,8 @@ import pytest
 import redis
 from celery import Celery
 
-from dropq.config.celeryconfig import QUEUES
+from dropq.config.celeryconfig import stage_queues
+from dropq.config.settings import from_env
 from dropq.workers.embedded import EmbeddedRedis
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
@@ -52,7 +53,7 @@ def test_a_plain_worker_consumes_every_dropq_queue_and_leaves_other_messages_alo
         app.close()
     # Then
     assert status.delivered == 5
-    assert sorted(queue["name"] for queues in active.values() for queue in queues) == sorted(QUEUES)
+    assert sorted(queue["name"] for queues in active.values() for queue in queues) == sorted(stage_queues(from_env({})))
     assert redis_client.llen("celery") == 1, "the other application's message was taken"
     assert redis_client.llen("crm") == 2, "the callbacks (one batch, one summary) wait for the other application"
     assert "ada.lovelace" not in worker.output()
@@ -125,5 +126,7 @@ def test_a_worker_stays_up_and_keeps_its_own_queues_across_a_broker_restart(
         # Then
         assert worker.is_running(), worker.output()
         assert replies, worker.output()
-        assert sorted(queue["name"] for queues in active.values() for queue in queues) == sorted(QUEUES)
+        assert sorted(queue["name"] for queues in active.values() for queue in queues) == sorted(
+            stage_queues(from_env({}))
+        )
         assert crm_messages == 2

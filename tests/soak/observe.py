@@ -83,10 +83,10 @@ def observe_job(
     )
 
 
-def keys_without_ttl(client: redis.Redis, pattern: str = f"{keys.PREFIX}:*") -> tuple[str, ...]:
+def keys_without_ttl(client: redis.Redis, pattern: str | None = None) -> tuple[str, ...]:
     """Every key matching ``pattern`` that exists without a TTL."""
     found = []
-    for key in client.scan_iter(match=pattern, count=1000):
+    for key in client.scan_iter(match=pattern or f"{keys.prefix()}:*", count=1000):
         if client.ttl(key) == _NO_TTL:
             found.append(str(key))
     return tuple(sorted(found))

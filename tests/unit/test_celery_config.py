@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dropq.config.celeryconfig import QUEUES, ROUTES, build_celery_config, max_countdown_s
-from dropq.config.settings import from_env
+import pytest
+
+from dropq.config.celeryconfig import build_celery_config, caller_routes, max_countdown_s, routes, stage_queues
+from dropq.config.settings import SettingsError, from_env
 
 
 def test_json_only_and_late_acks() -> None:
@@ -18,9 +20,28 @@ def test_json_only_and_late_acks() -> None:
 
 def test_every_stage_has_its_queue() -> None:
     """Each dropq stage routes to its own queue."""
-    assert set(QUEUES) == {"dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink"}
+    settings = from_env({})
+    assert set(stage_queues(settings)) == {"dropq.produce", "dropq.submit", "dropq.poll", "dropq.sink"}
     for stage in ("produce", "submit", "poll", "sink"):
-        assert ROUTES[f"dropq.{stage}"]["queue"] == f"dropq.{stage}"
+        assert routes(settings)[f"dropq.{stage}"]["queue"] == f"dropq.{stage}"
+
+
+def test_a_key_prefix_names_the_queues_and_leaves_the_task_names() -> None:
+    """Two deployments on one broker: queues of their own, the same task names (the code is the same)."""
+    settings = from_env({"DROPQ_KEY_PREFIX": "staging"})
+    conf = build_celery_config(settings)
+    assert stage_queues(settings) == ("staging.produce", "staging.submit", "staging.poll", "staging.sink")
+    assert set(conf["task_queues"]) == set(stage_queues(settings))
+    assert conf["task_default_queue"] == "staging.produce"
+    assert conf["task_routes"]["dropq.finish"] == {"queue": "staging.sink"}
+    assert caller_routes(settings) == {"dropq.*": {"queue": "staging.produce"}}
+
+
+@pytest.mark.parametrize("raw", ["dropq:staging", "a.b", "Staging", "-x", "x" * 33, "é"])
+def test_a_key_prefix_is_one_safe_word(raw: str) -> None:
+    """A ":" would split keys, a "." queue names: such a prefix stops start-up with the rule."""
+    with pytest.raises(SettingsError, match="DROPQ_KEY_PREFIX"):
+        from_env({"DROPQ_KEY_PREFIX": raw})
 
 
 def test_visibility_timeout_exceeds_the_longest_countdown() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,7 +77,7 @@ def _optional_name(argument: str, value: Any, what: str) -> str | None:
     return value.strip()
 
 
-def _parse_callback(callback: Any) -> CallbackSpec:
+def _parse_callback(callback: Any, own_queues: Collection[str]) -> CallbackSpec:
     if not isinstance(callback, Mapping):
         raise JobOptionsError("callback", callback, "an object with task, queue and on_done")
     unknown = set(callback) - {"task", "queue", "on_done"}
@@ -88,6 +88,8 @@ def _parse_callback(callback: Any) -> CallbackSpec:
         queue=_optional_name("callback.queue", callback.get("queue"), "queue"),
         on_done=_optional_name("callback.on_done", callback.get("on_done"), "task"),
     )
+    if spec.queue in own_queues:  # a deployment whose DROPQ_KEY_PREFIX is not dropq has queues of its own name
+        raise JobOptionsError("callback.queue", spec.queue, "a queue of the calling application, not dropq's own")
     # Without a queue the messages would follow dropq's own routing, to dropq.produce, where
     # dropq's workers would discard them as unknown tasks: the caller's workers must get them.
     if spec.queue is None and (spec.task or spec.on_done):
@@ -101,8 +103,11 @@ def parse_job_options(
     language: Any = None,
     destinations: Any = None,
     callback: Any = None,
+    own_queues: Collection[str] = (),
 ) -> JobOptions:
     """Turn the JSON arguments of ``dropq.enrich`` into ``JobOptions``.
+
+    ``own_queues`` are the deployment's queues, which a callback may not name.
 
     Raises:
         JobOptionsError: an argument has the wrong type or value.
@@ -118,7 +123,7 @@ def parse_job_options(
         if not all(isinstance(name, str) and name for name in destinations):
             raise JobOptionsError("destinations", destinations, "a list of destination names")
         names = tuple(dict.fromkeys(destinations))
-    spec = _parse_callback(callback) if callback is not None else None
+    spec = _parse_callback(callback, own_queues) if callback is not None else None
     if names == () and (spec is None or spec.task is None):
         # The outcomes would go nowhere: no destination, and no callback task to take them.
         raise JobOptionsError(
