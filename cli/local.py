@@ -80,7 +80,7 @@ class LocalStack:
         settings: the process settings; ``stack.settings`` holds the ones actually used.
         echo: where to tell the person what was started.
         workers: worker processes to start when needed (0: never start any).
-        concurrency: pool size of each worker process.
+        concurrency: pool size of each worker process (default: the app's, threads).
         sandbox: start the sandbox (no API key); the settings then point at it.
         environ: the environment the workers and the sandbox inherit (``os.environ`` by default).
         ping_timeout_s: how long to wait for a running worker's answer.
@@ -93,7 +93,7 @@ class LocalStack:
         *,
         echo: Callable[[str], None] = print,
         workers: int = 1,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         sandbox: bool = False,
         environ: Mapping[str, str] | None = None,
         ping_timeout_s: float = 1.0,
@@ -218,8 +218,8 @@ class LocalStack:
             for name in names:
                 args = [
                     sys.executable, "-m", "celery", "-A", "dropq", "worker",
-                    "-c", str(self._concurrency), "-n", name, "--without-mingle", "--without-gossip",
-                    "-l", "warning",
+                    *(["-c", str(self._concurrency)] if self._concurrency else []),
+                    "-n", name, "--without-mingle", "--without-gossip", "-l", "warning",
                 ]  # fmt: skip
                 self._processes.append(
                     subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

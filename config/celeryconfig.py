@@ -20,6 +20,7 @@ __all__ = [
     "STAGES",
     "DEFAULT_CELERY_QUEUE",
     "TASK_MODULES",
+    "DEFAULT_WORKER_THREADS",
     "queue_name",
     "stage_queues",
     "routes",
@@ -39,6 +40,11 @@ STAGES: tuple[str, ...] = ("produce", "submit", "poll", "sink")
 # Celery's default queue: a send_task("dropq.enrich") with no queue and no route lands here. On a
 # shared broker it holds other applications' messages, so dropq consumes it only when told to.
 DEFAULT_CELERY_QUEUE = "celery"
+
+# Threads per worker process (Celery's -c): requests in flight. 60 requests a second answered in
+# 1 s need 60 at once across the fleet, beside the threads in sinks and deliveries; an idle
+# thread costs a few hundred kB.
+DEFAULT_WORKER_THREADS = 64
 
 # Modules a worker imports to register the dropq.* tasks.
 TASK_MODULES: tuple[str, ...] = ("dropq.tasks.health", "dropq.tasks.enrich", "dropq.tasks.stages")
@@ -161,6 +167,10 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A stage waits on the network far more than it computes: threads, not a process per call
+        # (`dropq worker` runs one such process per core; Celery's -P and -c still choose).
+        "worker_pool": "threads",
+        "worker_concurrency": DEFAULT_WORKER_THREADS,
         # Declared queues are what a worker started without -Q consumes (workers/queues.py keeps it so).
         "task_queues": {name: {"exchange": name, "routing_key": name} for name in consumed_queues(settings)},
         "task_default_queue": queue_name(settings, STAGES[0]),

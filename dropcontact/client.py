@@ -62,7 +62,7 @@ DEFAULT_BASE_URL = "https://api.dropcontact.com"
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 # The API answers in well under a second; 30 s leaves room for a slow proxy without holding a slot for long.
 DEFAULT_READ_TIMEOUT_S = 30.0
-# Connections kept per host: a worker process runs a few threads at most.
+# Connections kept per host, unless told otherwise: a worker process passes its thread count.
 POOL_MAXSIZE = 8
 # The documented answer while a batch is processing (also for unknown ids and brief outages).
 NOT_READY_REASON = "Request not ready yet, try again in 30 seconds"
@@ -122,6 +122,7 @@ class DropcontactClient:
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         session: requests.Session | None = None,
         user_agent: str | None = None,
+        pool_maxsize: int = POOL_MAXSIZE,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string")
@@ -135,7 +136,7 @@ class DropcontactClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = (connect_timeout_s, read_timeout_s)
         self._owns_session = session is None
-        self._session = session if session is not None else self._new_session()
+        self._session = session if session is not None else self._new_session(pool_maxsize)
         self._session.headers.update(
             {
                 "X-Access-Token": api_key,
@@ -145,7 +146,7 @@ class DropcontactClient:
         )
 
     @staticmethod
-    def _new_session() -> requests.Session:
+    def _new_session(pool_maxsize: int) -> requests.Session:
         session = requests.Session()
         # One quiet re-attempt, GETs only, when a pooled keep-alive connection turns out dead; never a POST.
         # Statuses are never retried here (429 and 5xx are the caller's, with the limiter asked again).
@@ -160,7 +161,7 @@ class DropcontactClient:
             respect_retry_after_header=False,
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=retry)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
-from dropq.config.celeryconfig import stall_ms
+from dropq.config.celeryconfig import DEFAULT_WORKER_THREADS, stall_ms
 from dropq.config.destinations import load_destinations
 from dropq.config.settings import Settings
 from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
@@ -55,8 +56,9 @@ class RedisClock:
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._base_s = time.time()
-        self._base_mono = time.monotonic()
+        # (Redis time, monotonic time) of the last sync, replaced as one value: the pool's threads
+        # read it while one of them syncs, and a base from one sync with a mono from another is a jump.
+        self._base = (time.time(), time.monotonic())
         self._synced_mono = -CLOCK_SYNC_S
 
     def __call__(self) -> float:
@@ -64,7 +66,8 @@ class RedisClock:
         mono = time.monotonic()
         if mono - self._synced_mono >= CLOCK_SYNC_S:
             self._sync(mono)
-        return self._base_s + (time.monotonic() - self._base_mono)
+        base_s, base_mono = self._base
+        return base_s + (time.monotonic() - base_mono)
 
     def _sync(self, mono: float) -> None:
         self._synced_mono = mono
@@ -72,8 +75,7 @@ class RedisClock:
             seconds, micros = self._redis.time()
         except (redis.RedisError, OSError):
             return
-        self._base_s = seconds + micros / 1e6
-        self._base_mono = time.monotonic()
+        self._base = (seconds + micros / 1e6, time.monotonic())
 
 
 @dataclass
@@ -131,6 +133,8 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         base_url=settings.api_url,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
+        # One kept connection per thread of the pool (prefork: one per process, the rest idle).
+        pool_maxsize=int(app.conf.worker_concurrency or DEFAULT_WORKER_THREADS),
     )
     watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
     clock = RedisClock(client)
@@ -174,12 +178,16 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
 
 _current: list[Runtime] = []
 _factory: list[Callable[[], Runtime]] = []
+# The thread pool's first tasks all ask at once: one of them builds, the others wait for it.
+_building = threading.Lock()
 
 
 def get_runtime() -> Runtime:
-    """This process's runtime, built on first use."""
+    """This process's runtime, built on first use (once, whatever the threads asking)."""
     if not _current:
-        _current.append(_factory[0]())
+        with _building:
+            if not _current:
+                _current.append(_factory[0]())
     return _current[0]
 
 

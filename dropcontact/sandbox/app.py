@@ -3,7 +3,8 @@
 Every API request goes through the same steps, in this order: counted in the
 stats; a fault chosen (header ``X-Sandbox-Fault`` or the probabilities) and, if
 it is a drop or a forced status, answered so; the ``X-Access-Token`` checked
-(401); the rate limit applied (429); then the endpoint. A slow fault holds the
+(401); the rate limit applied (429); then the endpoint. The ``answer_delay_s``
+knob (a remote API's latency) and a slow fault hold the
 answer after the work is done, and a lost response drops the connection after
 it, so a client sees exactly what a flaky network would show it.
 
@@ -97,6 +98,7 @@ def _api(
             except FaultHeaderError as exc:
                 return Response(envelopes.detail_body(str(exc)), 400, media_type=_JSON)
             api_key = state.config.api_key
+            answer_delay_s = state.config.answer_delay_s
         if fault.drop:
             with runtime.lock:
                 state.stats.faults["drop"] += 1
@@ -128,7 +130,8 @@ def _api(
         if fault.delay_s:
             with runtime.lock:
                 state.stats.faults["slow"] += 1
-            await asyncio.sleep(fault.delay_s)
+        if fault.delay_s or answer_delay_s:
+            await asyncio.sleep(fault.delay_s + answer_delay_s)
         if fault.lose_response:
             with runtime.lock:
                 state.stats.faults["lost_response"] += 1

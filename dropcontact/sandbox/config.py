@@ -129,6 +129,7 @@ class SandboxConfig:
     error_statuses: tuple[int, ...] = _knob(FAULT_STATUSES, _parse_statuses, "statuses drawn for error faults")
     storm_probability: float = _knob(0.0, _parse_float, "probability of a 429 on any request")
     storm_s: float = _knob(0.0, _parse_float, "every request gets 429 for this long from start or change")
+    answer_delay_s: float = _knob(0.0, _parse_float, "every API answer is held this long (a remote API's latency)")
     slow_probability: float = _knob(0.0, _parse_float, "probability of a slow answer")
     slow_s: float = _knob(DEFAULT_SLOW_S, _parse_float, "how long a slow answer is held")
     drop_probability: float = _knob(0.0, _parse_float, "probability of dropping the connection unanswered")

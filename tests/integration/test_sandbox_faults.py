@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -122,3 +123,14 @@ def test_an_unknown_fault_token_is_a_clear_400(sandbox: SandboxServer) -> None:
     """A typo in X-Sandbox-Fault is refused rather than silently ignored."""
     response = _credits(sandbox, **{"X-Sandbox-Fault": "explode"})
     assert (response.status_code, response.json()) == (400, {"detail": "unknown X-Sandbox-Fault token 'explode'"})
+
+
+def test_an_answer_delay_holds_every_answer_without_serialising_them(sandbox: SandboxServer) -> None:
+    """answer_delay_s is a remote API's latency: each answer waits, 30 requests in flight wait together."""
+    sandbox.configure(answer_delay_s=0.4)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(lambda _: _credits(sandbox).status_code, range(30)))
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 30
+    assert 0.4 <= elapsed < 2.0, f"30 answers held 0.4 s each took {elapsed:.2f} s"

@@ -33,7 +33,7 @@ class WorkerProcess:
         env: Mapping[str, str],
         *,
         concurrency: int = 2,
-        pool: str = "prefork",
+        pool: str = "threads",
         queues: str | None = None,
         name: str = "w1",
     ) -> None:

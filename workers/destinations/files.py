@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -97,7 +98,7 @@ class _FileDestination:
             self._write_all(target, _merge_in_order(parts))
             # Out of the way in one step: a finish run again after a crash in the middle of the removal
             # finds no parts and keeps the merged file, instead of merging what is left over it.
-            merged = parts_dir.with_name(f"{parts_dir.name}.merged-{os.getpid()}")
+            merged = parts_dir.with_name(f"{parts_dir.name}.merged-{os.getpid()}-{threading.get_ident()}")
             os.replace(parts_dir, merged)
         except OSError as exc:
             raise DestinationError(self.name, f"cannot write {target}: {exc.strerror or exc}") from exc
