@@ -69,6 +69,7 @@ class Run:
     busiest_share: float
     rate_limited: int
     cpu_per_1000: float
+    gets_per_batch: float
 
     @property
     def per_s(self) -> float:
@@ -102,7 +103,12 @@ def run_script(sandbox: SandboxServer, records: int, delay_s: float) -> Run:
             time.sleep(max(0.0, SCRIPT_POLL_S - (time.monotonic() - round_started)))
     wall_s = time.monotonic() - started
     stats = sandbox.stats()
-    return Run("script (docs, one process)", records, wall_s, 0.0, 0.0, int(stats["rate_limited"]), 0.0)
+    return Run("script (docs, one process)", records, wall_s, 0.0, 0.0, int(stats["rate_limited"]), 0.0, _gets(stats))
+
+
+def _gets(stats: dict[str, object]) -> float:
+    gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+    return gets / max(1, int(str(stats["batches_received"])))
 
 
 class DropqWorker:
@@ -217,14 +223,16 @@ def run_pipeline(name: str, kind: str, records: int, redis_server: EmbeddedRedis
                 break
     cpu = sampler.cpu
     worker_cpu = cpu[-1][1]["worker"] - cpu[0][1]["worker"] if len(cpu) > 1 else 0.0
+    stats = sandbox.stats()
     return Run(
         name,
         records,
         wall_s,
         steady_share,
         busiest / RATE,
-        int(sandbox.stats()["rate_limited"]),
+        int(stats["rate_limited"]),  # type: ignore[call-overload]
         worker_cpu / records * 1000,
+        _gets(stats),
     )
 
 
@@ -243,7 +251,7 @@ def main() -> None:
         f" processing {PROCESSING_S[0]:g}-{PROCESSING_S[1]:g} s; {cores} cores"
     )
     print(f"{'answer':>6}  {'run':<28} {'contacts':>8} {'wall s':>7} {'c/s':>7} {'x script':>8} {'steady':>6}"
-          f" {'busy5s':>6} {'429s':>5} {'cpu/1k':>6}")  # fmt: skip
+          f" {'busy5s':>6} {'429s':>5} {'cpu/1k':>6} {'GET/b':>5}")  # fmt: skip
     config = SandboxConfig(
         host="127.0.0.1", port=0, api_key=API_KEY, rate_limit=RATE, processing_min_s=PROCESSING_S[0],
         processing_max_s=PROCESSING_S[1], credits=20 * args.records + 100_000,
@@ -269,7 +277,7 @@ def main() -> None:
                 cpu = f"{run.cpu_per_1000:>6.3f}" if run is not script else f"{'':>6}"
                 print(
                     f"{delay_s:>6g}  {run.name:<28} {run.records:>8} {run.wall_s:>7.1f} {run.per_s:>7.0f}"
-                    f" {run.per_s / script.per_s:>8.2f} {share} {run.rate_limited:>5} {cpu}",
+                    f" {run.per_s / script.per_s:>8.2f} {share} {run.rate_limited:>5} {cpu} {run.gets_per_batch:>5.2f}",
                     flush=True,
                 )
     print(f"total {time.monotonic() - started:.1f} s")

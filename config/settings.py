@@ -195,6 +195,7 @@ class Settings:
     poll_base_s: float = _var("DROPQ_POLL_BASE_S", _positive_float, DEFAULT_POLL_BASE_S, "poll backoff base")
     poll_factor: float = _var("DROPQ_POLL_FACTOR", _growth_factor, DEFAULT_POLL_FACTOR, "poll backoff growth")
     poll_cap_s: float = _var("DROPQ_POLL_CAP_S", _positive_float, DEFAULT_POLL_CAP_S, "poll backoff cap")
+    poll_early: bool = _var("DROPQ_POLL_EARLY", _flag, True, "poll ahead of the schedule while the budget has room")
     poll_max_age_s: float = _var("DROPQ_POLL_MAX_AGE_S", _positive_float, DEFAULT_POLL_MAX_AGE_S, "forceResults age")
     connect_timeout_s: float = _var(
         "DROPQ_CONNECT_TIMEOUT_S", _positive_float, DEFAULT_CONNECT_TIMEOUT_S, "HTTP connect timeout"

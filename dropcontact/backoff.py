@@ -23,6 +23,7 @@ both the GETs and the delay; with them, polling is the safety net.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
     "DEFAULT_POLL_FACTOR",
     "DEFAULT_POLL_CAP_S",
     "DEFAULT_POLL_MAX_AGE_S",
+    "early_delay_s",
+    "processing_estimate_s",
+    "size_class",
 ]
 
 # Jitter spreads polls of batches submitted together, so they don't all land in one second.
@@ -98,6 +102,60 @@ class PollSchedule:
         delay = self.delay_s(attempt, rng)
         remaining = self.max_age_s - age_s
         return max(0.0, min(delay, remaining)) if remaining > 0 else 0.0
+
+
+# Early polls (when the request budget has room) aim at these ages until processing times are known...
+COLD_TARGETS_S: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0)
+# ...then at these quantiles of the processing times seen for batches of the same size class.
+TARGET_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 0.97)
+# Processing times needed before the quantiles replace the cold targets.
+MIN_OBSERVATIONS = 8
+# Two early polls of one batch are at least this far apart.
+EARLY_MIN_GAP_S = 0.5
+# Batch sizes that take about as long as each other (the API's work grows with the records).
+_SIZE_CLASSES: tuple[tuple[int, str], ...] = ((10, "s"), (100, "m"))
+
+
+def size_class(count: int) -> str:
+    """The class of a batch of ``count`` records whose processing times are learnt together."""
+    return next((name for limit, name in _SIZE_CLASSES if count <= limit), "l")
+
+
+def processing_estimate_s(last_look_age_s: float, ready_age_s: float) -> float:
+    """What one batch says of the API's processing time: between its last unready look and its ready one.
+
+    Args:
+        last_look_age_s: the batch's age at its last "not ready" answer (0 when the first look was ready).
+        ready_age_s: its age at the answer that had the results.
+    """
+    if last_look_age_s <= 0 or last_look_age_s >= ready_age_s:
+        return ready_age_s
+    return (last_look_age_s + ready_age_s) / 2
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def early_delay_s(age_s: float, observed_s: Sequence[float]) -> float | None:
+    """The delay to an early poll of a batch this old, or None when no target is left ahead of it.
+
+    Args:
+        age_s: seconds since the batch was submitted.
+        observed_s: processing times the API took for batches of its size class (any order).
+    """
+    if len(observed_s) >= MIN_OBSERVATIONS:
+        ordered = sorted(observed_s)
+        targets: Sequence[float] = [_quantile(ordered, q) for q in TARGET_QUANTILES]
+    else:
+        targets = COLD_TARGETS_S
+    for target in targets:
+        if target >= age_s + EARLY_MIN_GAP_S:
+            return target - age_s
+    return None
 
 
 @dataclass(frozen=True, slots=True)

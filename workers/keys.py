@@ -62,6 +62,7 @@ __all__ = [
     "credits_pause_key",
     "credits_recheck_key",
     "budget_key",
+    "processing_times_key",
     "job_key",
     "job_parts_key",
     "job_segments_key",
@@ -145,6 +146,11 @@ def credits_pause_key(account: str) -> str:
 def credits_recheck_key(account: str) -> str:
     """Held (SET NX PX) by the one worker allowed to re-check a paused account's balance now."""
     return _account_key("credits-recheck", account)
+
+
+def processing_times_key(account: str, size_class: str) -> str:
+    """The API's latest processing times (ms) for batches of one size class, newest first: the API's, shared."""
+    return _account_key("processing", f"{account}:{size_class}")
 
 
 def budget_key(account: str, day: str) -> str:

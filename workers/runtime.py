@@ -30,6 +30,7 @@ from dropq.workers.destinations.registry import DestinationRegistry
 from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.outcomes import OutcomeStore
+from dropq.workers.jobs.processing import ProcessingTimes
 from dropq.workers.jobs.watchdog import Watchdog
 from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.limiter.gcra import LimiterPolicy
@@ -91,6 +92,7 @@ class Runtime:
     batches: BatchStore
     outcomes: OutcomeStore
     watchdog: Watchdog
+    processing: ProcessingTimes
     destinations: DestinationRegistry
     poll_schedule: PollSchedule
     retry_schedule: RetrySchedule
@@ -159,6 +161,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         batches=BatchStore(client, settings.job_ttl_s, watchdog),
         outcomes=OutcomeStore(client, settings.job_ttl_s),
         watchdog=watchdog,
+        processing=ProcessingTimes(client, account),
         destinations=DestinationRegistry(
             load_destinations(settings.destinations_path), client, app, settings.job_ttl_s
         ),

@@ -52,7 +52,7 @@ def test_a_cooldown_refuses_every_acquire_until_it_ends(redis_client: redis.Redi
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=10_500).decision == Decision(False, 1_500)
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(True, 0)
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(False, 86)
-    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(740_000, 0, 1)
+    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(740_000, 0, 1, 135)
 
 
 def test_every_key_the_limiter_writes_has_a_ttl_and_no_key_holds_the_api_key(redis_client: redis.Redis) -> None:
@@ -105,3 +105,15 @@ def test_racing_threads_get_exactly_the_capacity(redis_client: redis.Redis, redi
         thread.join(timeout=10)
     assert len(results) == 100
     assert results.count(True) == 1
+
+
+def test_room_in_redis_follows_the_memory_store(redis_client: redis.Redis) -> None:
+    """The Redis bucket tells has_room what the specification's does: two grants at once leave none."""
+    limiter = RateLimiter(
+        RedisStore(redis_client), "room-acct", 10, policy=LimiterPolicy(10, safety_margin=1.0, tolerance_us=500_000)
+    )
+    assert limiter.has_room()
+    assert limiter.acquire().allowed and limiter.acquire().allowed
+    assert not limiter.has_room()
+    time.sleep(0.25)
+    assert limiter.has_room()

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
+from dropq.dropcontact.backoff import (
+    MIN_OBSERVATIONS,
+    PollSchedule,
+    RetrySchedule,
+    early_delay_s,
+    processing_estimate_s,
+    size_class,
+)
 
 NO_JITTER = PollSchedule(first_s=10, base_s=5, factor=1.5, cap_s=60, max_age_s=900, jitter=0)
 
@@ -52,3 +59,31 @@ def test_retries_are_exhausted_after_max_retries() -> None:
     schedule = RetrySchedule(max_retries=3)
     assert not schedule.is_exhausted(3)
     assert schedule.is_exhausted(4)
+
+
+def test_early_polls_aim_at_the_cold_targets_until_enough_times_are_known() -> None:
+    """No history: 1, 2, 3, 5 s...; a batch 2.8 s old is looked at again at 5 s, not 3.0 (0.5 s apart at least)."""
+    assert early_delay_s(0.0, []) == 1.0
+    assert early_delay_s(1.0, [2.0] * (MIN_OBSERVATIONS - 1)) == 1.0
+    assert early_delay_s(2.8, []) == pytest.approx(2.2)
+    assert early_delay_s(40.0, []) is None
+
+
+def test_early_polls_aim_at_the_quantiles_of_the_times_seen() -> None:
+    """With history, the first early look is at its 10th percentile, then the next quantile ahead."""
+    seen = [float(s) for s in range(10, 61)]  # 10..60 s, as the docs describe the API
+    assert early_delay_s(0.0, seen) == pytest.approx(15.0)
+    assert early_delay_s(15.0, seen) == pytest.approx(22.5 - 15.0)
+    assert early_delay_s(59.0, seen) is None
+
+
+def test_a_processing_estimate_sits_between_the_last_unready_look_and_the_ready_one() -> None:
+    """Ready at 3 s after an unready look at 2 s: about 2.5 s; ready at the first look: that look's age."""
+    assert processing_estimate_s(2.0, 3.0) == 2.5
+    assert processing_estimate_s(0.0, 1.2) == 1.2
+
+
+@pytest.mark.parametrize(("count", "expected"), [(1, "s"), (10, "s"), (11, "m"), (100, "m"), (101, "l"), (250, "l")])
+def test_batches_are_learnt_in_three_size_classes(count: int, expected: str) -> None:
+    """A lone contact and a full batch of 250 are not expected to take the same time."""
+    assert size_class(count) == expected

@@ -99,7 +99,7 @@ def test_a_cooldown_refuses_every_acquire_until_it_ends() -> None:
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(True, 0)
     # factor 0.7 + 2 s * 2%/s = 0.74: interval 135.136 ms, minus 50 ms tolerance
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(False, 86)
-    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(740_000, 0, 1)
+    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(740_000, 0, 1, 135)
 
 
 def test_accounts_do_not_share_state() -> None:
@@ -168,3 +168,20 @@ def test_rate_limiter_refuses_a_cost_below_one() -> None:
     limiter = RateLimiter(MemoryStore(FakeClock()), "acct", 10)
     with pytest.raises(ValueError, match="cost"):
         limiter.acquire(0)
+
+
+def test_the_limiter_has_room_until_a_request_is_promised_ahead_of_now() -> None:
+    """Room while requests come slower than the rate; none once grants run ahead of the clock, or in a cooldown."""
+    clock = FakeClock(1_000_000)
+    limiter = RateLimiter(
+        MemoryStore(clock), "acct", 10, policy=LimiterPolicy(10, safety_margin=1.0, tolerance_us=500_000)
+    )
+    assert limiter.has_room()
+    assert limiter.acquire().allowed
+    assert limiter.has_room(), "one grant at 10/s: its slot is now, nothing promised beyond"
+    assert limiter.acquire().allowed
+    assert not limiter.has_room(), "two at once: the second's slot is 100 ms ahead"
+    clock.sleep(0.2)
+    assert limiter.has_room()
+    limiter.report_429(1.0)
+    assert not limiter.has_room()

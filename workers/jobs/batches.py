@@ -84,6 +84,7 @@ class Batch:
     submitted_ms: int = 0
     lease_until_ms: int = 0
     polls: int = 0
+    looked_ms: int = 0
     errors: int = 0
     callback_token: str = ""
     reason: str = ""
@@ -194,6 +195,7 @@ class BatchStore:
             submitted_ms=int(raw.get("submitted_ms", 0)),
             lease_until_ms=int(raw.get("lease_until_ms", 0)),
             polls=int(raw.get("polls", 0)),
+            looked_ms=int(raw.get("looked_ms", 0)),
             errors=int(raw.get("errors", 0)),
             callback_token=raw.get("callback_token", ""),
             reason=raw.get("reason", ""),

@@ -133,6 +133,16 @@ class RateLimiter:
         )
         return cooldown.wait_ms
 
+    def has_room(self) -> bool:
+        """Whether the account has unused budget now: no cooldown, and no grant promised past the next slot.
+
+        Work that is useful but not required (a poll ahead of the fixed schedule) is done only then, so
+        it never takes a token that a POST waiting in line would have had.
+        """
+        state = self.state()
+        # A grant moves the bucket one interval ahead of now: one interval is the last grant's own slot.
+        return state.cooldown_ms == 0 and state.backlog_ms * 1000 <= self.policy.base_interval_us
+
     def state(self) -> LimiterState:
         """The account's adaptive factor, cooldown left and consecutive 429 episodes, for ``dropq status``."""
         return self.store.state(self.account, self.policy)

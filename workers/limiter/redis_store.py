@@ -72,11 +72,13 @@ class RedisStore:
         pipe = self._client.pipeline(transaction=True)
         pipe.hmget(keys.cooldown_key(account), ["until", "strikes"])
         pipe.hmget(keys.adaptive_rate_key(account), ["factor", "at"])
+        pipe.get(keys.limiter_key(account))
         pipe.time()
-        (until, strikes), (factor, at), (seconds, micros) = pipe.execute()
+        (until, strikes), (factor, at), tat_us, (seconds, micros) = pipe.execute()
         now_ms = seconds * 1000 + micros // 1000 if now_ms is None else now_ms
         factor_ppm = PPM
         if factor is not None:
             factor_ppm = gcra.recovered_factor_ppm(int(factor), int(at), now_ms, policy.recovery_ppm_per_s)
         cooldown_left_ms = max(0, int(until) - now_ms) if until is not None else 0
-        return LimiterState(factor_ppm, cooldown_left_ms, int(strikes or 0))
+        backlog_ms = max(0, (int(tat_us) - now_ms * 1000) // 1000) if tat_us is not None else 0
+        return LimiterState(factor_ppm, cooldown_left_ms, int(strikes or 0), backlog_ms)

@@ -48,11 +48,16 @@ class Cooldown:
 
 @dataclass(frozen=True, slots=True)
 class LimiterState:
-    """An account's limiter as seen now: adaptive factor (ppm), cooldown left (ms), consecutive episodes."""
+    """An account's limiter as seen now: adaptive factor (ppm), cooldown left (ms), consecutive episodes.
+
+    ``backlog_ms``: how far the bucket's theoretical arrival time is ahead of now (0 when requests
+    have come slower than the rate): the grants already promised beyond this moment.
+    """
 
     factor_ppm: int
     cooldown_ms: int
     strikes: int
+    backlog_ms: int = 0
 
 
 class LimiterStore(Protocol):
@@ -153,6 +158,8 @@ class MemoryStore:
         """Read an account's adaptive factor and cooldown without changing them."""
         now_ms = self._clock_ms() if now_ms is None else now_ms
         cooldown = self._get("cooldown", account, now_ms) or {"until": 0, "strikes": 0}
+        bucket = self._get("limiter", account, now_ms)
+        backlog_ms = max(0, (bucket["tat"] - now_ms * 1000) // 1000) if bucket else 0
         return LimiterState(
-            self._factor(account, policy, now_ms), max(0, cooldown["until"] - now_ms), cooldown["strikes"]
+            self._factor(account, policy, now_ms), max(0, cooldown["until"] - now_ms), cooldown["strikes"], backlog_ms
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import structlog
 
+from dropq.dropcontact.backoff import processing_estimate_s
 from dropq.dropcontact.client import FetchState
 from dropq.dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
 from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
@@ -16,6 +17,7 @@ from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.pacing import next_poll_delay_s
 from dropq.workers.pipeline.results import accept_results
 from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from dropq.workers.runtime import Runtime
@@ -59,16 +61,22 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         return _on_error(rt, batch, seq, exc)
     if result.credits_left is not None:
         rt.credits.record_balance(result.credits_left)
+    if result.state is FetchState.READY and batch.submitted_ms:
+        last_look_s = max(0.0, (batch.looked_ms - batch.submitted_ms) / 1000) if batch.looked_ms else 0.0
+        rt.processing.record(batch.count, processing_estimate_s(last_look_s, age_s))
     if result.state is FetchState.READY or (force and result.state is FetchState.IN_PROGRESS):
         return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY)
     if force:
         # Even forced, nothing: the API does not know this request (expired, or lost on its side).
         return fail_batch(rt, batch, f"no result from the API {age_s:.0f}s after submit (request {batch.request_id})")
     polls = batch.polls + 1
-    delay = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
+    delay = next_poll_delay_s(rt, batch.count, polls, age_s)
+    looked_ms = batch.submitted_ms + int(age_s * 1000)
     try:
         # An answer ends a run of errors: only consecutive errors count against the retries.
-        next_seq = rt.batches.transition(batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, polls=polls, errors=0)
+        next_seq = rt.batches.transition(
+            batch_id, (BatchState.SUBMITTED,), seq=seq, bump=True, polls=polls, errors=0, looked_ms=looked_ms
+        )
     except TransitionRefused:
         return []
     return [followup.poll(batch_id, next_seq, delay)]
