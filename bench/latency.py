@@ -180,7 +180,7 @@ def run_pipeline(name: str, kind: str, records: int, redis_server: EmbeddedRedis
         group = DropqWorker(env, folder / f"worker-{delay_s:g}.log").start()
         procs, stop = group.processes, group.stop
     else:
-        worker = WorkerProcess(env, concurrency=psutil.cpu_count() or 1, pool="prefork", name="old").start()
+        worker = WorkerProcess(env, concurrency=psutil.cpu_count() or 1, pool="processes", name="old").start()
         procs, stop = (lambda: _prefork_processes(worker)), worker.stop
     sampler = Sampler(sandbox, lambda: {"worker": procs()}).start()
     job_id = f"latency-{kind}"

@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/saturation.py                       # 150k records, 2 then 4 pool processes
-    .venv/bin/python bench/saturation.py --records 100000 --concurrency 4
-    .venv/bin/python bench/saturation.py --pool threads --concurrency 4,8   # Celery's threads pool
+    .venv/bin/python bench/saturation.py                       # 150k records, 2 then 4 threads
+    .venv/bin/python bench/saturation.py --records 100000 --concurrency 64
+    .venv/bin/python bench/saturation.py --pool processes --concurrency 2,4  # the prefork pool
 
 One job goes through the whole pipeline (produce, submit, poll, sink, jsonl
 destination) on a real Celery worker, a private Redis and an in-process
@@ -213,7 +213,7 @@ def run_pipeline(
     cpu_end = next(c for t, c in reversed(sampler.cpu) if t <= end.at_s)
     steady_s = end.at_s - begin.at_s
     return Figures(
-        name=f"pipeline, 1 worker x {concurrency} {'processes' if args.pool == 'prefork' else args.pool}",
+        name=f"pipeline, 1 worker x {concurrency} {args.pool}",
         ok_per_s=(end.accepted - begin.accepted) / steady_s,
         steady_s=steady_s,
         rate_limited=int(stats["rate_limited"]),
@@ -299,7 +299,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=150_000, help="records in the job")
     parser.add_argument("--concurrency", default="2,4", help="comma-separated pool sizes to try, one run each")
-    parser.add_argument("--pool", default="prefork", choices=("prefork", "threads"), help="the worker's pool")
+    parser.add_argument("--pool", default="threads", choices=("processes", "threads"), help="the worker's pool")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds a job may take")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the sandbox-ceiling baseline")
     args = parser.parse_args()

@@ -14,6 +14,7 @@ from typing import IO, Any
 import click
 from celery import Celery
 
+from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import DEFAULT_API_URL, Settings, SettingsError, from_env
 from dropq.dropcontact.client import DropcontactClient
 from dropq.dropcontact.errors import AuthenticationError, DropcontactError
@@ -127,15 +128,32 @@ def check_token(settings: Settings) -> int:
         client.close()
 
 
+# How long the workers that answered a ping have to list their queues.
+_QUEUES_REPLY_S = 0.5
+
+
+def deployment_workers(app: Celery, settings: Settings, timeout_s: float) -> list[str]:
+    """The workers that answer within ``timeout_s`` and consume this deployment's queue (``DROPQ_KEY_PREFIX``).
+
+    A worker of another deployment on the same broker answers pings too, but would never take our calls.
+    """
+    wanted = queue_name(settings, STAGES[0])
+    if not app.control.ping(timeout=timeout_s, limit=1):  # nobody at all: no need to wait for queue lists
+        return []
+    # Workers that answered a ping answer this within milliseconds; every one of them is waited for.
+    replies = app.control.inspect(timeout=min(timeout_s, _QUEUES_REPLY_S)).active_queues() or {}
+    return sorted(name for name, queues in replies.items() if any(q.get("name") == wanted for q in queues or ()))
+
+
 def check_workers(app: Celery, settings: Settings, timeout_s: float) -> None:
-    """Fail unless at least one worker answers a ping within ``timeout_s``."""
+    """Fail unless a worker of this deployment answers within ``timeout_s``."""
     try:
-        replies = app.control.ping(timeout=timeout_s, limit=1)
+        found = deployment_workers(app, settings, timeout_s)
     except Exception as exc:  # kombu raises many types; the message below is what matters
         raise CliError(f"cannot ping workers on {safe_url(settings.effective_broker_url)}: {exc}", RUN_ERROR) from exc
-    if not replies:
+    if not found:
         raise CliError(
-            f"no dropq worker is listening on {safe_url(settings.effective_broker_url)}; "
-            "start one with `dropq worker` or use --local",
+            f"no dropq worker consumes {queue_name(settings, STAGES[0])} on {safe_url(settings.effective_broker_url)}; "
+            "start one with `dropq worker` (same DROPQ_KEY_PREFIX) or use --local",
             RUN_ERROR,
         )

@@ -33,7 +33,7 @@ from types import TracebackType
 
 from celery import Celery
 
-from dropq.cli.checks import CliError
+from dropq.cli.checks import CliError, deployment_workers
 from dropq.config.celeryconfig import caller_routes
 from dropq.config.settings import Settings
 from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
@@ -206,7 +206,7 @@ class LocalStack:
 
     def _workers_listening(self) -> bool:
         try:
-            return bool(self.client_app().control.ping(timeout=self._ping_timeout_s, limit=1))
+            return bool(deployment_workers(self.client_app(), self.settings, self._ping_timeout_s))
         except Exception:  # a broker that refuses a ping has no worker for us
             return False
 

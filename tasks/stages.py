@@ -37,10 +37,10 @@ def submit(batch_id: str, seq: int) -> None:
 
 
 @app.task(name="dropq.poll", **STAGE_TASK)
-def poll(batch_id: str, seq: int) -> None:
-    """Look for a batch's results."""
+def poll(batch_id: str, seq: int, early: bool = False) -> None:
+    """Look for a batch's results (an early look is skipped when the budget has no room left)."""
     bind_task_context(batch_id=batch_id)
-    send_all(poll_batch(get_runtime(), batch_id, seq))
+    send_all(poll_batch(get_runtime(), batch_id, seq, early=early))
 
 
 @app.task(name="dropq.sink", **STAGE_TASK)

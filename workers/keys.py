@@ -19,7 +19,8 @@ Lifecycle of a job's state
 *What a job owns*: its ledger (``job``), its parts (``job-parts``, also its
 tombstone), produced ranges (``job-produced``), parked parts
 (``job-parked``), per-part progress (``job-progress``), committed segments
-(``job-segments``), identity digests (``job-seen``), batch ids
+(``job-segments``), identity digests (``job-seen``, the set of its buckets
+``job-seen-b``), batch ids
 (``job-batches``), done deliveries (``job-deliveries``); per batch its hash
 (``batch``), records (``batch-records``) and results (``batch-results``);
 per unit of outcomes its hash (``unit``); its webhook tokens and early pushes;
@@ -71,6 +72,7 @@ __all__ = [
     "job_deliveries_key",
     "unit_key",
     "job_seen_key",
+    "job_seen_bucket_key",
     "job_batches_key",
     "job_outcomes_key",
     "batch_key",
@@ -208,8 +210,13 @@ def unit_key(unit_id: str) -> str:
 
 
 def job_seen_key(job_id: str) -> str:
-    """Identity keys of the records of a job (a hash key -> first index), for de-duplication."""
+    """The buckets of identity digests a job touched (a set of bucket numbers), for de-duplication."""
     return _key("job-seen", job_id)
+
+
+def job_seen_bucket_key(job_id: str, bucket: int) -> str:
+    """One bucket of a job's identity digests (a small hash: digest rest -> first index)."""
+    return _key("job-seen-b", job_id, f"{bucket:04x}")
 
 
 def job_batches_key(job_id: str) -> str:

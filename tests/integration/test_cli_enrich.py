@@ -218,13 +218,15 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_unless_raw_is_asked(
 def test_waiting_for_a_job_not_yet_accepted_is_paced_not_a_busy_loop(
     redis_url: str, sandbox: Any, start_worker: Any, tmp_path: Path
 ) -> None:
-    """A worker answers the pre-flight ping but takes nothing from dropq.produce: the CLI waits at a few calls/s."""
-    # Given: the only worker consumes another queue (it still answers pings)
+    """The call is taken but its job never shows where the CLI looks: the CLI waits at a few calls/s."""
+    # Given: a worker of this deployment that keeps its state in another Redis database than the CLI's
     env = worker_env(redis_url, sandbox, tmp_path)
-    start_worker(env, queues="elsewhere")
+    elsewhere = redis_url.rsplit("/", 1)[0] + "/1"
+    start_worker({**env, "REDIS_URL": elsewhere, "CELERY_BROKER_URL": redis_url})
     source = tmp_path / "one.csv"
     source.write_text("First Name,Last Name,Website\nAda,Lovelace,acme.example\n")
     client = redis.Redis.from_url(redis_url)
+    other = redis.Redis.from_url(elsewhere)
     full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED} | env
     proc = subprocess.Popen(
         [sys.executable, "-m", "dropq", "enrich", str(source), "-o", str(tmp_path / "out.csv"), "-q"],
@@ -232,9 +234,13 @@ def test_waiting_for_a_job_not_yet_accepted_is_paced_not_a_busy_loop(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while client.llen("dropq.produce") == 0 and time.monotonic() < deadline:
+        while not other.keys("dropq:job:*") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert client.llen("dropq.produce") == 1, "the call was sent and is waiting"
+        assert other.keys("dropq:job:*"), "the call was sent and taken"
+        deadline = time.monotonic() + 20
+        while other.zcard("dropq:jobs") and time.monotonic() < deadline:  # its one contact comes back
+            time.sleep(0.1)
+        assert proc.poll() is None, "the CLI still waits for a job it cannot see"
         # When: the CLI waits for 3 s
         before = int(client.info("stats")["total_commands_processed"])
         time.sleep(3)
@@ -243,5 +249,7 @@ def test_waiting_for_a_job_not_yet_accepted_is_paced_not_a_busy_loop(
         proc.terminate()
         proc.wait(timeout=10)
         client.close()
+        other.flushdb()
+        other.close()
     # Then: the CLI and the idle worker together, far from the 5,000 a second of a busy loop
     assert per_second < 100, per_second

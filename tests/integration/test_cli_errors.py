@@ -51,7 +51,7 @@ def test_no_listening_worker_is_said_instead_of_waiting(redis_url: str, sandbox:
     env = {"REDIS_URL": redis_url, "DROPCONTACT_API_URL": sandbox.url, "DROPCONTACT_API_KEY": sandbox.api_key}
     done = run_dropq(["enrich", str(_contacts(tmp_path)), "--ping-timeout", "0.3"], env)
     assert done.returncode == 1
-    assert "no dropq worker is listening" in done.stderr and "dropq worker" in done.stderr
+    assert "no dropq worker consumes dropq.produce" in done.stderr and "dropq worker" in done.stderr
     assert redis.Redis.from_url(redis_url).llen("dropq.produce") == 0
 
 

@@ -65,6 +65,7 @@ def test_a_resend_after_the_finish_and_after_the_bookkeeping_expired_posts_nothi
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     expired = [k for k in client.scan_iter("dropq:*resend-1*") if 0 < client.ttl(k) <= FINISHED_BULK_TTL_S]
     assert expired, "the bookkeeping of a finished job is short-lived"
+    assert not list(client.scan_iter("dropq:job-seen*resend-1*")), "the digests go with the finish"
     client.delete(*expired)
     # When: a caller retries after a timeout, or the broker redelivers the message
     answer = _send(redis_url, contacts=contacts, job_id="resend-1")

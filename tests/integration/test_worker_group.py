@@ -78,3 +78,17 @@ def test_one_process_that_dies_takes_the_group_down_with_its_code(redis_url: str
     finally:
         app.close()
         _stop_all(group)
+
+
+def test_the_prefork_pool_is_still_there_under_its_other_name(redis_url: str, sandbox: Any, tmp_path: Path) -> None:
+    """-P processes -c 2: Celery's prefork pool with two children (-P prefork would mean the configured threads)."""
+    group = _start(worker_env(redis_url, sandbox, tmp_path), "-p", "1", "-P", "processes", "-c", "2", "-n", "pf@%h")
+    app = client_app(redis_url)
+    try:
+        assert len(_names(app, 1)) == 1
+        stats = app.control.inspect(timeout=5).stats() or {}
+        assert [reply["pool"]["implementation"] for reply in stats.values()] == ["celery.concurrency.prefork:TaskPool"]
+        assert [len(reply["pool"]["processes"]) for reply in stats.values()] == [2]
+    finally:
+        app.close()
+        _stop_all(group)

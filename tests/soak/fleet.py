@@ -132,7 +132,7 @@ class WorkerFleet:
         with self._lock:
             self._generation += 1
             name = f"{self._tag}-w{slot}-g{self._generation}"
-        worker = WorkerProcess(self._env, concurrency=self._concurrency, pool="prefork", name=name)
+        worker = WorkerProcess(self._env, concurrency=self._concurrency, pool="processes", name=name)
         self.started.append(worker)
         return worker
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from dropq.workers import keys
+from dropq.workers.jobs import seen
 from dropq.workers.jobs.options import JobOptions, JobOptionsError
 from dropq.workers.jobs.scripts import load_script
 
@@ -192,7 +193,7 @@ class JobLedger:
         if self._redis.ttl(keys.job_parts_key(job_id)) > self._ttl_s // 2:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for key in _job_keys(job_id):
+        for key in (*_job_keys(job_id), *seen.bucket_keys(self._redis, job_id)):
             pipe.expire(key, self._ttl_s)
         pipe.execute()
 
@@ -274,9 +275,11 @@ class JobLedger:
         pipe.expire(keys.job_parts_key(job_id), self._ttl_s)
         # The rest of the bookkeeping is no longer needed.
         for key in _job_keys(job_id):
-            if key not in (keys.job_key(job_id), keys.job_parts_key(job_id)):
+            if key not in (keys.job_key(job_id), keys.job_parts_key(job_id), keys.job_seen_key(job_id)):
                 pipe.expire(key, min(FINISHED_BULK_TTL_S, self._ttl_s))
         pipe.execute()
+        # The digests (a few bytes per contact) go now: a finished job takes no new contact to compare.
+        seen.forget(self._redis, job_id)
         return True
 
 

@@ -58,9 +58,12 @@ def submit(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:
     return Followup("dropq.submit", {"batch_id": batch_id, "seq": seq}, countdown_s)
 
 
-def poll(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:
-    """Look for a batch's results."""
-    return Followup("dropq.poll", {"batch_id": batch_id, "seq": seq}, countdown_s)
+def poll(batch_id: str, seq: int, countdown_s: float = 0.0, *, early: bool = False) -> Followup:
+    """Look for a batch's results (``early``: ahead of the schedule, only if the budget still has room then)."""
+    kwargs: dict[str, Any] = {"batch_id": batch_id, "seq": seq}
+    if early:
+        kwargs["early"] = True
+    return Followup("dropq.poll", kwargs, countdown_s)
 
 
 def sink(batch_id: str) -> Followup:

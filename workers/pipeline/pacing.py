@@ -11,15 +11,33 @@ schedule. ``DROPQ_POLL_EARLY=false`` keeps the fixed schedule always.
 from __future__ import annotations
 
 from dropq.dropcontact.backoff import early_delay_s
+from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["next_poll_delay_s"]
+__all__ = ["next_poll", "back_to_schedule", "EARLY_JITTER"]
+
+# Early looks are spread by this share either way, so that batches sent together are not looked at together.
+EARLY_JITTER = 0.1
 
 
-def next_poll_delay_s(rt: Runtime, count: int, polls: int, age_s: float) -> float:
-    """The delay to the next look at a batch of ``count`` records, ``age_s`` old, looked at ``polls`` times."""
+def next_poll(rt: Runtime, batch_id: str, seq: int, count: int, polls: int, age_s: float) -> Followup:
+    """The next look at a batch of ``count`` records, ``age_s`` old, looked at ``polls`` times.
+
+    An early look is marked so: when it comes due, it is made only if the budget still has room and
+    a token is free at once; otherwise the batch goes back to the schedule (``skip_early``).
+    """
     scheduled = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
-    if not rt.settings.poll_early or not rt.limiter.has_room():
-        return scheduled
-    early = early_delay_s(age_s, rt.processing.observed_s(count))
-    return scheduled if early is None else min(scheduled, early)
+    if rt.settings.poll_early and rt.limiter.has_room():
+        early = early_delay_s(age_s, rt.processing.observed_s(count))
+        if early is not None:
+            early *= rt.rng.uniform(1 - EARLY_JITTER, 1 + EARLY_JITTER)
+            if early < scheduled:
+                return followup.poll(batch_id, seq, early, early=True)
+    return followup.poll(batch_id, seq, scheduled)
+
+
+def back_to_schedule(rt: Runtime, batch_id: str, seq: int, polls: int, since_last_look_s: float) -> Followup:
+    """An early look that found no room: the look the schedule had planned, counted from the last one."""
+    scheduled = rt.poll_schedule.delay_s(polls, rt.rng)
+    return followup.poll(batch_id, seq, max(0.0, scheduled - since_last_look_s))

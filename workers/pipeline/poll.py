@@ -17,7 +17,7 @@ from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
-from dropq.workers.pipeline.pacing import next_poll_delay_s
+from dropq.workers.pipeline.pacing import back_to_schedule, next_poll
 from dropq.workers.pipeline.results import accept_results
 from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from dropq.workers.runtime import Runtime
@@ -28,8 +28,8 @@ __all__ = ["poll_batch"]
 _log = structlog.get_logger(__name__)
 
 
-def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
-    """Run the poll stage for one batch message.
+def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> list[Followup]:
+    """Run the poll stage for one batch message (``early``: a look ahead of the schedule).
 
     Returns:
         The next poll, or the sink once results are in, or the deliveries of a failed batch.
@@ -44,10 +44,18 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if not batch.request_id:
         # Submitted by a push adopted for a POST in doubt, then a crash before its results were kept.
         return take_early_push(rt, batch_id)
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
-    if not token.allowed:
-        return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
+    if early:
+        # Only with room left now and a token free at once: an early look never waits for a token a POST wants.
+        token = rt.limiter.acquire() if rt.limiter.has_room() else None
+        if token is None or not token.allowed:
+            last_look_s = max(0.0, (batch.looked_ms - batch.submitted_ms) / 1000) if batch.looked_ms else 0.0
+            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - last_look_s)]
+    else:
+        token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
+        if not token.allowed:
+            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
+        age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     force = rt.poll_schedule.is_past_max_age(age_s)
     try:
         result = rt.client.fetch_results(batch.request_id, force=force)
@@ -61,8 +69,10 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         return _on_error(rt, batch, seq, exc)
     if result.credits_left is not None:
         rt.credits.record_balance(result.credits_left)
-    if result.state is FetchState.READY and batch.submitted_ms:
-        last_look_s = max(0.0, (batch.looked_ms - batch.submitted_ms) / 1000) if batch.looked_ms else 0.0
+    if result.state is FetchState.READY and not force and batch.looked_ms > batch.submitted_ms > 0:
+        # Only a batch seen unready first says when it became ready (between the two looks); a first look
+        # that finds it ready (late polls at saturation, a webhook's safety poll) says only "before".
+        last_look_s = (batch.looked_ms - batch.submitted_ms) / 1000
         rt.processing.record(batch.count, processing_estimate_s(last_look_s, age_s))
     if result.state is FetchState.READY or (force and result.state is FetchState.IN_PROGRESS):
         return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY)
@@ -70,7 +80,6 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         # Even forced, nothing: the API does not know this request (expired, or lost on its side).
         return fail_batch(rt, batch, f"no result from the API {age_s:.0f}s after submit (request {batch.request_id})")
     polls = batch.polls + 1
-    delay = next_poll_delay_s(rt, batch.count, polls, age_s)
     looked_ms = batch.submitted_ms + int(age_s * 1000)
     try:
         # An answer ends a run of errors: only consecutive errors count against the retries.
@@ -79,7 +88,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         )
     except TransitionRefused:
         return []
-    return [followup.poll(batch_id, next_seq, delay)]
+    return [next_poll(rt, batch_id, next_seq, batch.count, polls, age_s)]
 
 
 def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> list[Followup]:

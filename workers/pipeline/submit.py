@@ -35,7 +35,7 @@ from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
-from dropq.workers.pipeline.pacing import next_poll_delay_s
+from dropq.workers.pipeline.pacing import next_poll
 from dropq.workers.runtime import Runtime
 from dropq.workers.webhooks import adopt_pushed_results, callback_url_for, take_early_push
 
@@ -154,7 +154,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         # Pushes bring the results; the first poll only catches a lost one.
         first_poll_s = max(rt.settings.webhook_safety_poll_s, rt.poll_schedule.delay_s(0, rt.rng))
         return [followup.poll(batch_id, polled, first_poll_s), *take_early_push(rt, batch_id)]
-    return [followup.poll(batch_id, polled, next_poll_delay_s(rt, batch.count, 0, 0.0))]
+    return [next_poll(rt, batch_id, polled, batch.count, 0, 0.0)]
 
 
 def _in_doubt_since(batch: Batch) -> int:
