@@ -46,11 +46,14 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         return take_early_push(rt, batch_id)
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     if early:
-        # Only with room left now and a token free at once: an early look never waits for a token a POST wants.
-        token = rt.limiter.acquire() if rt.limiter.has_room() else None
-        if token is None or not token.allowed:
+        # Only with room left now: an early look never waits in line for a token a POST wants.
+        if not rt.limiter.has_room():
             last_look_s = max(0.0, (batch.looked_ms - batch.submitted_ms) / 1000) if batch.looked_ms else 0.0
             return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - last_look_s)]
+        token = rt.limiter.acquire()
+        if not token.allowed:
+            # Room, but another request took this very slot: the next one, still early.
+            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=True)]
     else:
         token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
         if not token.allowed:
