@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import psycopg
 import pytest
 
 from dropq.workers.destinations.base import DestinationError
-from dropq.workers.destinations.postgres import PostgresDestination
+from dropq.workers.destinations.postgres import POOL_SIZE, POOL_WAIT_S, PostgresDestination
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import add_destination, read_stream, wait_for_job, worker_env
 from tests.support.processes import client_app
@@ -62,6 +64,23 @@ def test_a_unit_delivered_twice_leaves_one_row_per_record(pg_dsn: str, table: st
     rows = _rows(pg_dsn, table)
     assert [(r[0], r[1], r[2]) for r in rows] == [("job-1", i, "enriched") for i in range(3)]
     assert rows[2][4] == {"first_name": "Ada", "custom_fields": {"crm_id": "2"}}
+
+
+def test_threads_share_a_few_connections_and_a_busy_pool_is_a_retry_not_a_wait(pg_dsn: str, table: str) -> None:
+    """32 threads deliver at once over at most POOL_SIZE connections; with every connection held, the next waits
+    POOL_WAIT_S at most and gets a transient error, so a slow database never holds all of a worker's threads."""
+    destination = PostgresDestination("pg", pg_dsn, table)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda n: destination.deliver("job-t", f"unit-{n}", [_outcome("job-t", n)]), range(64)))
+    assert [r[1] for r in _rows(pg_dsn, table)] == list(range(64))
+    assert len(destination._idle) <= POOL_SIZE
+    for _ in range(POOL_SIZE):  # every connection busy (a database that stopped answering, say)
+        assert destination._slots.acquire(timeout=1)
+    started = time.monotonic()
+    with pytest.raises(DestinationError) as caught:
+        destination.deliver("job-t", "unit-late", [_outcome("job-t", 99)])
+    assert caught.value.is_transient and "busy" in str(caught.value)
+    assert time.monotonic() - started < POOL_WAIT_S + 1
 
 
 def test_a_table_of_another_shape_is_a_permanent_error(pg_dsn: str, table: str) -> None:

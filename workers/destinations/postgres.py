@@ -7,8 +7,11 @@ The table is created when missing::
 
 A unit is inserted in one transaction with ``ON CONFLICT (job_id, idx) DO
 NOTHING``, so a unit delivered twice (a retry, a redelivery after a crash)
-leaves one row per record. Each worker process keeps one connection, opened on
-first use and again after a failure. psycopg is imported here only, so dropq
+leaves one row per record. Each worker process keeps at most ``POOL_SIZE``
+connections, opened on first use and again after a failure; a delivery that
+finds them all busy for ``POOL_WAIT_S`` is retried later (a transient error),
+so a slow or unreachable database never holds all of a process's threads
+(submits and polls share them). psycopg is imported here only, so dropq
 without the ``postgres`` extra still imports. The DSN may hold a password: it
 never appears in an error reason.
 """
@@ -31,6 +34,11 @@ __all__ = ["PostgresDestination"]
 CONNECT_TIMEOUT_S = 5
 # No statement may hold a worker longer than this (a lock held by someone else, say).
 STATEMENT_TIMEOUT_MS = 30_000
+# Connections per worker process: a few deliveries in parallel, never one per thread (a process runs 64,
+# a Postgres server allows 100 connections by default).
+POOL_SIZE = 4
+# A delivery waits this long for a free connection, then is retried later: threads never pile up behind it.
+POOL_WAIT_S = 2.0
 _REDACTED = "[redacted]"
 # Credentials in URL form (scheme://user:password@host) and in key=value form (password=...).
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -52,9 +60,10 @@ class PostgresDestination:
         self._dsn = dsn
         self._table = table
         self._connect_timeout_s = connect_timeout_s
-        self._connection: psycopg.Connection[Any] | None = None
-        # Celery's thread pool would share the destination: one connection, one user at a time.
-        self._lock = threading.Lock()
+        # Celery's thread pool shares the destination: each connection has one user at a time.
+        self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._idle_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresDestination(name={self.name!r}, table={self._table!r})"
@@ -70,22 +79,30 @@ class PostgresDestination:
             return
         import psycopg
 
-        with self._lock:
-            try:
-                self._insert(job_id, outcomes)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._close()
-                raise DestinationError(self.name, self._scrub(f"database unavailable: {exc}")) from exc
-            except psycopg.Error as exc:
-                if self._connection is not None and self._connection.broken:
-                    self._close()
-                reason = self._scrub(f"database refused the rows: {type(exc).__name__}: {exc}")
-                raise DestinationError(self.name, reason, is_transient=False) from exc
+        if not self._slots.acquire(timeout=POOL_WAIT_S):
+            raise DestinationError(self.name, f"all {POOL_SIZE} database connections of this worker are busy")
+        connection: psycopg.Connection[Any] | None = None
+        try:
+            connection = self._take()
+            self._insert(connection, job_id, outcomes)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            _close(connection)
+            raise DestinationError(self.name, self._scrub(f"database unavailable: {exc}")) from exc
+        except psycopg.Error as exc:
+            if connection is not None and connection.broken:
+                _close(connection)
+            reason = self._scrub(f"database refused the rows: {type(exc).__name__}: {exc}")
+            raise DestinationError(self.name, reason, is_transient=False) from exc
+        finally:
+            if connection is not None and not connection.closed:
+                with self._idle_lock:
+                    self._idle.append(connection)
+            self._slots.release()
 
     def finish(self, job_id: str) -> None:
         """Nothing to assemble: rows are visible as soon as their unit is committed."""
 
-    def _insert(self, job_id: str, outcomes: Sequence[Mapping[str, Any]]) -> None:
+    def _insert(self, connection: psycopg.Connection[Any], job_id: str, outcomes: Sequence[Mapping[str, Any]]) -> None:
         from psycopg import sql
         from psycopg.types.json import Jsonb
 
@@ -105,14 +122,16 @@ class PostgresDestination:
             )
             for o in outcomes
         ]
-        connection = self._connect()
         with connection.transaction(), connection.cursor() as cursor:
             cursor.executemany(insert, rows)
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        """This process's connection, opened (and the table created) when there is none."""
-        if self._connection is not None and not self._connection.closed:
-            return self._connection
+    def _take(self) -> psycopg.Connection[Any]:
+        """An idle connection of this process, or a new one (the table created) when none is left."""
+        with self._idle_lock:
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.closed:
+                    return connection
         import psycopg
         from psycopg import sql
 
@@ -132,13 +151,7 @@ class PostgresDestination:
         except BaseException:
             connection.close()
             raise
-        self._connection = connection
         return connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = None
 
     def _scrub(self, text: str) -> str:
         """The text without the DSN or any password it holds."""
@@ -154,3 +167,9 @@ class PostgresDestination:
             text = text.replace(password, _REDACTED)
         text = _URL_PASSWORD.sub(rf"\1{_REDACTED}@", text)
         return _KV_PASSWORD.sub(rf"\1{_REDACTED}", text)
+
+
+def _close(connection: psycopg.Connection[Any] | None) -> None:
+    """Close a connection that failed (it is not handed to the next delivery)."""
+    if connection is not None:
+        connection.close()
