@@ -25,7 +25,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -35,7 +35,7 @@ from dropq.workers.jobs.outcomes import batch_unit_id, segment_unit_id
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import Watchdog, batch_member, delivery_member
 
-__all__ = ["Batch", "BatchState", "BatchStore", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
+__all__ = ["Batch", "BatchState", "BatchStore", "Claim", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
 
 
 class BatchState(StrEnum):
@@ -91,6 +91,14 @@ class Batch:
     partial: bool = False
     in_doubt: bool = False
     doubt_ms: int = 0
+
+
+class Claim(NamedTuple):
+    """A claim that succeeded: the batch's seq, whether its POST may repeat an earlier one, its records."""
+
+    seq: int
+    in_doubt: bool
+    records: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,20 +250,21 @@ class BatchStore:
             raise TransitionRefused(batch_id, result)
         return result
 
-    def claim(self, batch_id: str, seq: int, now_ms: int, lease_until_ms: int) -> tuple[int, bool]:
+    def claim(self, batch_id: str, seq: int, now_ms: int, lease_until_ms: int) -> Claim:
         """Take the batch for its POST (``pending``/``posting`` -> ``posting`` with a lease).
 
         Returns:
-            The batch's seq, and whether this POST may repeat an earlier one (in doubt).
+            The batch's seq, whether this POST may repeat an earlier one (in doubt), and its records.
 
         Raises:
             TransitionRefused: missing, not postable, stale seq, or leased to another worker.
         """
         script_keys = [keys.batch_key(batch_id), keys.batch_records_key(batch_id)]
-        code, in_doubt = self._claim(keys=script_keys, args=[seq, now_ms, lease_until_ms, self._ttl_s])
+        code, in_doubt, *rest = self._claim(keys=script_keys, args=[seq, now_ms, lease_until_ms, self._ttl_s])
         if int(code) < 0:
             raise TransitionRefused(batch_id, int(code))
-        return int(code), bool(int(in_doubt))
+        raw = str(rest[0]) if rest else ""
+        return Claim(int(code), bool(int(in_doubt)), list(json.loads(raw)) if raw else [])
 
     def fetch(self, batch_id: str, results: list[dict[str, Any]], *, partial: bool, now_ms: int) -> bool:
         """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on."""

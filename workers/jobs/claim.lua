@@ -12,9 +12,10 @@
 -- ARGV[2] now, milliseconds
 -- ARGV[3] lease end, milliseconds
 -- ARGV[4] TTL, seconds
--- Returns {seq, in_doubt} when claimed (in_doubt 1 when this POST may repeat an
--- earlier one), or {code, 0} with code -1 missing, -2 state not allowed, -3 stale
--- seq, -4 leased to another worker.
+-- Returns {seq, in_doubt, records} when claimed (in_doubt 1 when this POST may repeat an
+-- earlier one; records the JSON the POST sends, read here so that the POST follows its
+-- token by one round trip), or {code, 0} with code -1 missing, -2 state not allowed,
+-- -3 stale seq, -4 leased to another worker.
 -- TTL: the batch and its records renewed to ARGV[4].
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -38,4 +39,4 @@ end
 redis.call('HSET', KEYS[1], 'state', 'posting', 'lease_until_ms', ARGV[3], 'in_doubt', 0)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return {seq, in_doubt}
+return {seq, in_doubt, redis.call('GET', KEYS[2]) or ''}

@@ -83,6 +83,10 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         if wait_ms > 0:
             return [followup.submit(batch_id, seq, wait_ms / 1000)]
 
+    # Read before the token: once it is granted, the POST must follow at once (the limiter's budget for
+    # the time between a grant and the request's arrival is about 26 ms), by the claim's round trip only.
+    options = rt.ledger.options(batch.job_id)
+    callback_url = callback_url_for(rt, batch_id)
     credit = rt.credits.check_submit(batch.count)
     if not credit.allowed and rt.credits.is_paused() and rt.credits.should_recheck():
         _recheck_balance(rt)
@@ -94,16 +98,13 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
 
-    # Everything the POST needs is read before the claim: the lease covers the POST alone.
-    options = rt.ledger.options(batch.job_id)
-    callback_url = callback_url_for(rt, batch_id)
-    records = rt.batches.records(batch_id)
+    # The claim brings the records: the lease covers the POST alone.
     lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
     try:
         # No bump: if this worker dies inside the POST, this very message comes back and is still current.
         # The lease is checked in the script: a second message with this seq can't claim during our POST.
         now_ms = rt.now_ms()
-        claimed, in_doubt = rt.batches.claim(batch_id, seq, now_ms, now_ms + int(lease_s * 1000))
+        claimed, in_doubt, records = rt.batches.claim(batch_id, seq, now_ms, now_ms + int(lease_s * 1000))
     except TransitionRefused:
         rt.credits.release(batch.count)
         return []
