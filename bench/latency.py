@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import psutil  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
-from saturation import POLLING, PROCESSING_S, RATE, Sampler  # noqa: E402
+from saturation import POLLING, PROCESSING_S, RATE, Sampler, process_tree  # noqa: E402
 
 from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from dropq.workers.embedded import EmbeddedRedis  # noqa: E402
@@ -138,15 +138,6 @@ class DropqWorker:
             app.close()
         raise RuntimeError("dropq worker did not answer")
 
-    def processes(self) -> list[psutil.Process]:
-        if self.process is None:
-            return []
-        try:
-            parent = psutil.Process(self.process.pid)
-            return [parent, *parent.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -155,16 +146,6 @@ class DropqWorker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()
-
-
-def _prefork_processes(worker: WorkerProcess) -> list[psutil.Process]:
-    if worker.process is None:
-        return []
-    try:
-        parent = psutil.Process(worker.process.pid)
-        return [parent, *parent.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 def run_pipeline(name: str, kind: str, records: int, redis_server: EmbeddedRedis, sandbox: SandboxServer,
@@ -178,10 +159,10 @@ def run_pipeline(name: str, kind: str, records: int, redis_server: EmbeddedRedis
     )
     if kind == "dropq":
         group = DropqWorker(env, folder / f"worker-{delay_s:g}.log").start()
-        procs, stop = group.processes, group.stop
+        procs, stop = (lambda: process_tree(group.process)), group.stop
     else:
         worker = WorkerProcess(env, concurrency=psutil.cpu_count() or 1, pool="processes", name="old").start()
-        procs, stop = (lambda: _prefork_processes(worker)), worker.stop
+        procs, stop = (lambda: process_tree(worker.process)), worker.stop
     sampler = Sampler(sandbox, lambda: {"worker": procs()}).start()
     job_id = f"latency-{kind}"
     started = time.monotonic()

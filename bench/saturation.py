@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -141,11 +142,12 @@ def _cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return result
 
 
-def _worker_processes(worker: WorkerProcess) -> list[psutil.Process]:
-    if worker.process is None:
+def process_tree(process: subprocess.Popen[bytes] | None) -> list[psutil.Process]:
+    """A started process and all its descendants (its pool's processes), read now; [] once it is gone."""
+    if process is None:
         return []
     try:
-        parent = psutil.Process(worker.process.pid)
+        parent = psutil.Process(process.pid)
         return [parent, *parent.children(recursive=True)]
     except psutil.Error:
         return []
@@ -179,7 +181,7 @@ def run_pipeline(
 
     def processes() -> dict[str, list[psutil.Process]]:
         # The worker's pool processes are read each time: Celery may replace one.
-        return {"worker": _worker_processes(worker), "sandbox+bench": [me], "redis": [redis_process]}
+        return {"worker": process_tree(worker.process), "sandbox+bench": [me], "redis": [redis_process]}
 
     sampler = Sampler(sandbox, processes).start()
     started = time.monotonic()

@@ -92,6 +92,11 @@ class Batch:
     in_doubt: bool = False
     doubt_ms: int = 0
 
+    @property
+    def last_look_s(self) -> float:
+        """The batch's age at its last "not ready" answer; 0 before any."""
+        return max(0.0, (self.looked_ms - self.submitted_ms) / 1000) if self.looked_ms and self.submitted_ms else 0.0
+
 
 class Claim(NamedTuple):
     """A claim that succeeded: the batch's seq, whether its POST may repeat an earlier one, its records."""

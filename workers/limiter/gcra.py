@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Decision",
+    "backlog_ms",
     "LimiterPolicy",
     "PPM",
     "base_interval_us",
@@ -134,6 +135,11 @@ def base_interval_us(rate_per_s: float, safety_margin: float) -> int:
 def scaled_interval_us(base_us: int, factor_ppm: int) -> int:
     """The emission interval when the adaptive rate is ``factor_ppm`` of the full rate, rounded up."""
     return -(-base_us * PPM // factor_ppm)
+
+
+def backlog_ms(tat_us: int | None, now_us: int) -> int:
+    """How far a bucket's theoretical arrival time is ahead of now, in ms (0 for none, or one in the past)."""
+    return max(0, (tat_us - now_us) // 1000) if tat_us is not None else 0
 
 
 def gcra_step(tat_us: int, now_us: int, interval_us: int, tolerance_us: int, cost: int) -> tuple[Decision, int]:

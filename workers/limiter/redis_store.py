@@ -80,5 +80,5 @@ class RedisStore:
         if factor is not None:
             factor_ppm = gcra.recovered_factor_ppm(int(factor), int(at), now_ms, policy.recovery_ppm_per_s)
         cooldown_left_ms = max(0, int(until) - now_ms) if until is not None else 0
-        backlog_ms = max(0, (int(tat_us) - now_ms * 1000) // 1000) if tat_us is not None else 0
+        backlog_ms = gcra.backlog_ms(int(tat_us) if tat_us is not None else None, now_ms * 1000)
         return LimiterState(factor_ppm, cooldown_left_ms, int(strikes or 0), backlog_ms)

@@ -159,7 +159,7 @@ class MemoryStore:
         now_ms = self._clock_ms() if now_ms is None else now_ms
         cooldown = self._get("cooldown", account, now_ms) or {"until": 0, "strikes": 0}
         bucket = self._get("limiter", account, now_ms)
-        backlog_ms = max(0, (bucket["tat"] - now_ms * 1000) // 1000) if bucket else 0
+        backlog_ms = gcra.backlog_ms(bucket["tat"] if bucket else None, now_ms * 1000)
         return LimiterState(
             self._factor(account, policy, now_ms), max(0, cooldown["until"] - now_ms), cooldown["strikes"], backlog_ms
         )

@@ -24,15 +24,16 @@ EARLY_JITTER = 0.1
 def next_poll(rt: Runtime, batch_id: str, seq: int, count: int, polls: int, age_s: float) -> Followup:
     """The next look at a batch of ``count`` records, ``age_s`` old, looked at ``polls`` times.
 
-    An early look is marked so: when it comes due, it is made only if the budget still has room and
-    a token is free at once; otherwise the batch goes back to the schedule (``skip_early``).
+    An early look is marked so: when it comes due, it is made only if the budget still has room
+    (a slot just taken by another request is waited for); otherwise the batch goes back to the
+    schedule (``back_to_schedule``). The limiter is asked only when an early look would come first.
     """
     scheduled = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
-    if rt.settings.poll_early and rt.limiter.has_room():
+    if rt.settings.poll_early:
         early = early_delay_s(age_s, rt.processing.observed_s(count))
         if early is not None:
             early *= rt.rng.uniform(1 - EARLY_JITTER, 1 + EARLY_JITTER)
-            if early < scheduled:
+            if early < scheduled and rt.limiter.has_room():
                 return followup.poll(batch_id, seq, early, early=True)
     return followup.poll(batch_id, seq, scheduled)
 

@@ -48,8 +48,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
     if early:
         # Only with room left now: an early look never waits in line for a token a POST wants.
         if not rt.limiter.has_room():
-            last_look_s = max(0.0, (batch.looked_ms - batch.submitted_ms) / 1000) if batch.looked_ms else 0.0
-            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - last_look_s)]
+            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)]
         token = rt.limiter.acquire()
         if not token.allowed:
             # Room, but another request took this very slot: the next one, still early.
@@ -72,11 +71,10 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         return _on_error(rt, batch, seq, exc)
     if result.credits_left is not None:
         rt.credits.record_balance(result.credits_left)
-    if result.state is FetchState.READY and not force and batch.looked_ms > batch.submitted_ms > 0:
+    if result.state is FetchState.READY and not force and batch.last_look_s > 0:
         # Only a batch seen unready first says when it became ready (between the two looks); a first look
         # that finds it ready (late polls at saturation, a webhook's safety poll) says only "before".
-        last_look_s = (batch.looked_ms - batch.submitted_ms) / 1000
-        rt.processing.record(batch.count, processing_estimate_s(last_look_s, age_s))
+        rt.processing.record(batch.count, processing_estimate_s(batch.last_look_s, age_s))
     if result.state is FetchState.READY or (force and result.state is FetchState.IN_PROGRESS):
         return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY)
     if force:
