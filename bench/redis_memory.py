@@ -7,7 +7,9 @@ Run from the repository root::
 
 For each size, on a private Redis (no other data), a fast in-process sandbox (1,000 requests a
 second, results in 0.05-0.2 s) and one ``dropq worker`` with its defaults, a caller sends one job
-in parts of 2,500 contacts, all at once (as an application does). Printed: Redis ``used_memory``
+in parts of 2,500 contacts, all at once (as an application does); with ``--paced``, as the README's
+task API recommends for a large job: at most ``PACED_CALLS`` calls unanswered, each result awaited
+(a call past ``DROPQ_MAX_WAITING_CONTACTS`` is answered once admitted). Printed: Redis ``used_memory``
 idle, its peak over the job (sampled every 0.1 s) above idle, per contact; what is left above idle
 after the job finished (bytes per contact); and, at the peak, the share of the memory held by
 each kind of key (``MEMORY USAGE`` of a sample of keys, by the ``kind`` part of their name).
@@ -39,6 +41,8 @@ from tests.support.pipeline import worker_env  # noqa: E402
 from tests.support.processes import client_app  # noqa: E402
 
 PART = 2500
+# Calls a paced caller keeps unanswered.
+PACED_CALLS = 4
 RATE = 1000
 FAST = {"DROPQ_POLL_FIRST_S": "0.3", "DROPQ_POLL_BASE_S": "0.3", "DROPQ_POLL_CAP_S": "1"}
 
@@ -86,7 +90,7 @@ def census(client: redis.Redis, sample: int = 2000) -> Counter[str]:
     return Counter({kind: int(b * scale) for kind, b in kinds.items()})
 
 
-def run(size: int, redis_server: EmbeddedRedis, sandbox: SandboxServer, folder: Path) -> None:
+def run(size: int, redis_server: EmbeddedRedis, sandbox: SandboxServer, folder: Path, *, paced: bool) -> None:
     """One job of ``size`` contacts; print its figures."""
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     client.flushall()
@@ -105,13 +109,16 @@ def run(size: int, redis_server: EmbeddedRedis, sandbox: SandboxServer, folder: 
     started = time.monotonic()
     try:
         job_id = f"memory-{size}"
+        pending: list[object] = []
         for offset in range(0, size, PART):
             contacts = make_contacts(min(PART, size - offset), seed=offset)
             for i, contact in enumerate(contacts):  # distinct contacts across parts
                 contact["last_name"] = f"{contact.get('last_name', 'x')}{offset + i}"
             final = offset + PART >= size
             kwargs = {"contacts": contacts, "job_id": job_id, "offset": offset, "final": final}
-            app.send_task("dropq.enrich", kwargs=kwargs)
+            pending.append(app.send_task("dropq.enrich", kwargs=kwargs))
+            while paced and len(pending) >= PACED_CALLS:
+                pending.pop(0).get(timeout=600)  # type: ignore[attr-defined]
         ledger = JobLedger(client, ttl_s=3600)
         while True:
             status = ledger.read(job_id)
@@ -141,7 +148,10 @@ def main() -> None:
     """Parse the sizes, run each, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,300000", help="comma-separated job sizes")
+    parser.add_argument("--paced", action="store_true", help="wait for calls' answers, a few unanswered at most")
     args = parser.parse_args()
+    caller = f"paced, {PACED_CALLS} calls unanswered at most" if args.paced else "all parts at once"
+    print(f"caller: {caller}; DROPQ_MAX_WAITING_CONTACTS {os.environ.get('DROPQ_MAX_WAITING_CONTACTS', 'default')}")
     print(f"{'contacts':>9} {'wall s':>7} {'idle MB':>7} {'peak MB':>8} {'B/c peak':>8} {'B/c after':>8}  at the peak")
     config = SandboxConfig(
         host="127.0.0.1", port=0, api_key="bench-memory-key", rate_limit=RATE,
@@ -153,7 +163,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="dropq-bench-memory-") as folder,
     ):
         for size in (int(s) for s in args.sizes.split(",")):
-            run(size, redis_server, sandbox, Path(folder))
+            run(size, redis_server, sandbox, Path(folder), paced=args.paced)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 # The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
 DEFAULT_KEY_PREFIX = "dropq"
+# Contacts a deployment holds before dropq.enrich holds back new parts: about 300 bytes of Redis each
+# at peak (bench/flow_control.py), so some 75 MB; 34 s of the API's full rate (7,275 contacts/s at 0.97).
+DEFAULT_MAX_WAITING_CONTACTS = 250_000
 _KEY_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_WEBHOOK_PORT = 8081
 
@@ -215,6 +218,12 @@ class Settings:
     job_ttl_s: int = _var("DROPQ_JOB_TTL_S", _positive_int, DEFAULT_JOB_TTL_S, "how long finished jobs stay")
     key_prefix: str = _var(
         "DROPQ_KEY_PREFIX", _key_prefix, DEFAULT_KEY_PREFIX, "namespace of this deployment's keys and queues"
+    )
+    max_waiting_contacts: int = _var(
+        "DROPQ_MAX_WAITING_CONTACTS",
+        _positive_int,
+        DEFAULT_MAX_WAITING_CONTACTS,
+        "contacts in flight before dropq.enrich holds new parts",
     )
     consume_default_queue: bool = _var(
         "DROPQ_CONSUME_DEFAULT_QUEUE", _flag, False, "consume Celery's default queue (a broker for dropq alone)"

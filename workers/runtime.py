@@ -28,6 +28,7 @@ from dropq.dropcontact.client import DropcontactClient
 from dropq.workers import keys
 from dropq.workers.destinations.registry import DestinationRegistry
 from dropq.workers.jobs.batches import BatchStore
+from dropq.workers.jobs.capacity import Capacity
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.outcomes import OutcomeStore
 from dropq.workers.jobs.processing import ProcessingTimes
@@ -89,6 +90,7 @@ class Runtime:
     limiter: RateLimiter
     credits: CreditGuard
     ledger: JobLedger
+    capacity: Capacity
     batches: BatchStore
     outcomes: OutcomeStore
     watchdog: Watchdog
@@ -140,6 +142,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
     )
     watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
     clock = RedisClock(client)
+    ledger = JobLedger(client, settings.job_ttl_s)
     return Runtime(
         settings=settings,
         redis=client,
@@ -157,7 +160,8 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
             recheck_s=settings.credit_recheck_s,
             clock_s=clock,
         ),
-        ledger=JobLedger(client, settings.job_ttl_s),
+        ledger=ledger,
+        capacity=Capacity.for_rate(ledger, settings.max_waiting_contacts, settings.rate_limit * settings.rate_margin),
         batches=BatchStore(client, settings.job_ttl_s, watchdog),
         outcomes=OutcomeStore(client, settings.job_ttl_s),
         watchdog=watchdog,

@@ -94,6 +94,8 @@ class JobStatus:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("options", "finishing_ms")}
 
 
+# The counters whose sum is JobStatus.accounted.
+_ACCOUNTED = ("delivered", "rejected", "duplicates", "failed")
 _INT_FIELDS = {f.name for f in fields(JobStatus) if f.type == "int"}
 
 
@@ -224,6 +226,21 @@ class JobLedger:
                 # Expired, or finished (a resend after the finish re-adds it): not running.
                 self._redis.zrem(keys.jobs_index_key(), job_id)
         return running
+
+    def waiting_contacts(self) -> int:
+        """Contacts received by the running jobs and without a final outcome yet: what Redis holds for them.
+
+        Two round trips whatever the number of jobs (the index, then every ledger's counters pipelined).
+        """
+        members = [str(m) for m in self._redis.zrange(keys.jobs_index_key(), 0, -1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in members:
+            pipe.hmget(keys.job_key(job_id), "state", "received", *_ACCOUNTED)
+        waiting = 0
+        for state, received, *done in pipe.execute():
+            if state in ("running", "finishing"):
+                waiting += max(0, int(received or 0) - sum(int(n or 0) for n in done))
+        return waiting
 
     def batch_ids(self, job_id: str) -> list[str]:
         """Every batch of the job (halves of split batches included)."""
