@@ -11,12 +11,14 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``worker``: a Celery worker on every dropq queue (``worker.py``).
 - ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
 - ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
+- ``cache``: forget a contact, clear or purge the result cache (``cache.py``).
 """
 
 from __future__ import annotations
 
 import click
 
+from dropq.cli.cache import cache_command
 from dropq.cli.demo import demo_command
 from dropq.cli.enrich import enrich_command
 from dropq.cli.status import credits_command, status_command
@@ -40,6 +42,7 @@ cli.add_command(credits_command, name="credits")
 cli.add_command(worker_command, name="worker")
 cli.add_command(sandbox_command, name="sandbox")
 cli.add_command(webhooks_command, name="webhooks")
+cli.add_command(cache_command, name="cache")
 
 
 def main() -> None:

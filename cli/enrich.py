@@ -49,6 +49,13 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--language", type=click.Choice(["fr", "en"]), help="civility and qualification language (API default: fr)"
         ),
         click.option(
+            "--cache",
+            type=click.Choice(["use", "refresh", "off"]),
+            default="use",
+            show_default=True,
+            help="the result cache (DROPQ_CACHE_URL): answer from it, ask the API again and update it, or leave it",
+        ),
+        click.option(
             "--destination",
             "destinations",
             multiple=True,

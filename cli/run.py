@@ -98,6 +98,7 @@ class EnrichRequest:
     mappings: tuple[str, ...] = ()
     siren: bool = False
     language: str | None = None
+    cache: str = "use"
     destinations: tuple[str, ...] = ()
     raw_csv: bool = False
     job_id: str | None = None
@@ -311,6 +312,7 @@ class _Run:
                 kwargs = {
                     "contacts": contacts, "job_id": job, "offset": offset, "final": final,
                     "destinations": destinations, "siren": self.req.siren, "language": self.req.language,
+                    "cache": self.req.cache,
                 }  # fmt: skip
                 self.app.send_task("dropq.enrich", kwargs=kwargs, queue=queue_name(self.settings, STAGES[0]))
             self.sent += len(contacts)
@@ -430,6 +432,9 @@ class _Run:
         counts = ", ".join(f"{status.replace('_', ' ')} {n:,}" for status, n in sorted(result.counts.items()))
         _err(f"done in {format_duration(result.elapsed_s)}: {result.rows:,} rows ({counts}); "
              f"{result.credits_used:,} credits used; output: {result.output}")  # fmt: skip
+        if result.status is not None and result.status.cached:
+            _err(f"{result.status.cached:,} rows answered from the result cache: "
+                 f"{result.status.credits_saved:,} credits saved")  # fmt: skip
         if self.synthetic:
             _err("(synthetic results from the dropq sandbox, not from Dropcontact)")
 

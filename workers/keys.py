@@ -85,6 +85,8 @@ __all__ = [
     "webhook_early_key",
     "jobs_index_key",
     "sweep_lock_key",
+    "cache_entry_key",
+    "cache_purge_lock_key",
 ]
 
 # The account's limits are the API's, whatever deployment spends them.
@@ -267,3 +269,14 @@ def webhook_early_key(batch_id: str) -> str:
 def sweep_lock_key() -> str:
     """Held by the one worker sweeping for stalled batches (expires by itself)."""
     return _key("sweep-lock")
+
+
+# The result cache (in a Redis of its own, DROPQ_CACHE_URL): entries by keyed digest, never an identity.
+def cache_entry_key(digest_hex: str) -> str:
+    """One cached answer (a pattern with ``*``)."""
+    return _key("cache", digest_hex)
+
+
+def cache_purge_lock_key() -> str:
+    """Held by the one worker purging old cache entries this hour (expires by itself)."""
+    return _key("cache-purge-lock")

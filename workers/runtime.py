@@ -26,6 +26,8 @@ from dropq.config.settings import Settings
 from dropq.dropcontact.backoff import PollSchedule, RetrySchedule
 from dropq.dropcontact.client import DropcontactClient
 from dropq.workers import keys
+from dropq.workers.cache import ResultCache
+from dropq.workers.cache.stores import open_cache
 from dropq.workers.destinations.registry import DestinationRegistry
 from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.capacity import Capacity
@@ -101,6 +103,7 @@ class Runtime:
     rng: random.Random
     clock_s: Callable[[], float]
     digest_key: bytes
+    cache: ResultCache | None = None
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch in Redis's clock (timestamps, leases and deadlines)."""
@@ -143,6 +146,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
     watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
     clock = RedisClock(client)
     ledger = JobLedger(client, settings.job_ttl_s)
+    digest_key = digest_key_for(settings)
     return Runtime(
         settings=settings,
         redis=client,
@@ -179,7 +183,8 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         retry_schedule=RetrySchedule(max_retries=settings.max_retries),
         rng=random.Random(),
         clock_s=clock,
-        digest_key=digest_key_for(settings),
+        digest_key=digest_key,
+        cache=open_cache(settings, client, digest_key),
     )
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,33 +12,11 @@ import psycopg
 import pytest
 
 from dropq.workers.destinations.base import DestinationError
-from dropq.workers.destinations.postgres import POOL_SIZE, POOL_WAIT_S, PostgresDestination
+from dropq.workers.destinations.postgres import PostgresDestination
+from dropq.workers.pg import POOL_SIZE, POOL_WAIT_S
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import add_destination, read_stream, wait_for_job, worker_env
 from tests.support.processes import client_app
-
-POSTGRES_DSN = os.environ.get("DROPQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_dsn() -> str:
-    """The test database's DSN; skips when PostgreSQL is unreachable, except under CI where it must run."""
-    try:
-        psycopg.connect(POSTGRES_DSN, connect_timeout=2).close()
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"PostgreSQL must be reachable under CI at {POSTGRES_DSN}: {exc}") from exc
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_DSN}: {exc}")
-    return POSTGRES_DSN
-
-
-@pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
-    """A table name of this test's own, dropped afterwards."""
-    name = f"dropq_test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(name)))
 
 
 def _rows(dsn: str, table: str) -> list[tuple[Any, ...]]:
@@ -73,9 +48,9 @@ def test_threads_share_a_few_connections_and_a_busy_pool_is_a_retry_not_a_wait(p
     with ThreadPoolExecutor(max_workers=32) as pool:
         list(pool.map(lambda n: destination.deliver("job-t", f"unit-{n}", [_outcome("job-t", n)]), range(64)))
     assert [r[1] for r in _rows(pg_dsn, table)] == list(range(64))
-    assert len(destination._idle) <= POOL_SIZE
+    assert destination.pool.idle <= POOL_SIZE
     for _ in range(POOL_SIZE):  # every connection busy (a database that stopped answering, say)
-        assert destination._slots.acquire(timeout=1)
+        assert destination.pool.hold(timeout_s=1)
     started = time.monotonic()
     with pytest.raises(DestinationError) as caught:
         destination.deliver("job-t", "unit-late", [_outcome("job-t", 99)])

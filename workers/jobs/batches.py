@@ -124,6 +124,10 @@ class SegmentCommit:
     outcomes: list[dict[str, Any]]
     end: int = 0
     failed: int = 0
+    # Records answered from the result cache (among ``outcomes``): delivered without a request.
+    enriched: int = 0
+    not_found: int = 0
+    credits_saved: int = 0
 
     @property
     def part_id(self) -> str:
@@ -188,6 +192,9 @@ class BatchStore:
             segment.end,
             self._watchdog.deadline(now_ms),
             segment.failed,
+            segment.enriched,
+            segment.not_found,
+            segment.credits_saved,
             *watched,
         ]
         return int(self._commit(keys=script_keys, args=args)) == 1

@@ -30,7 +30,10 @@
 -- ARGV[13] the segment's end (input index after its last record)
 -- ARGV[14] watchdog deadline, milliseconds (Redis time)
 -- ARGV[15] records failed in the segment (integer: a produce that failed on a bug fails the rest of its part)
--- ARGV[16..] watchdog members armed with it: the batch's, and one per destination of the outcomes
+-- ARGV[16] records answered from the result cache as enriched (integer; delivered, among the outcomes)
+-- ARGV[17] records answered from the result cache as not found (integer)
+-- ARGV[18] credits those answers saved (integer)
+-- ARGV[19..] watchdog members armed with it: the batch's, and one per destination of the outcomes
 -- Returns 1 when committed, 0 when this segment was already committed, -1 when the job is gone.
 -- TTL: every key written gets ARGV[10]; finished jobs' cleanup shortens them.
 
@@ -58,6 +61,15 @@ redis.call('HINCRBY', KEYS[1], 'received', tonumber(ARGV[5]))
 redis.call('HINCRBY', KEYS[1], 'rejected', tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[1], 'duplicates', tonumber(ARGV[7]))
 redis.call('HINCRBY', KEYS[1], 'failed', tonumber(ARGV[15]))
+local cached_enriched = tonumber(ARGV[16])
+local cached_not_found = tonumber(ARGV[17])
+if cached_enriched + cached_not_found > 0 then
+  redis.call('HINCRBY', KEYS[1], 'enriched', cached_enriched)
+  redis.call('HINCRBY', KEYS[1], 'not_found', cached_not_found)
+  redis.call('HINCRBY', KEYS[1], 'delivered', cached_enriched + cached_not_found)
+  redis.call('HINCRBY', KEYS[1], 'cached', cached_enriched + cached_not_found)
+  redis.call('HINCRBY', KEYS[1], 'credits_saved', tonumber(ARGV[18]))
+end
 local destinations = tonumber(ARGV[9])
 if ARGV[8] ~= '' and destinations > 0 then
   redis.call('HSET', KEYS[6], 'payload', ARGV[8], 'remaining', destinations)
@@ -66,7 +78,7 @@ if ARGV[8] ~= '' and destinations > 0 then
 end
 redis.call('HSET', KEYS[8], ARGV[12], ARGV[13])
 redis.call('EXPIRE', KEYS[8], ttl)
-for i = 16, #ARGV do
+for i = 19, #ARGV do
   redis.call('ZADD', KEYS[7], tonumber(ARGV[14]), ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ttl)

@@ -67,6 +67,8 @@ class JobStatus:
     not_found: int = 0
     failed: int = 0
     credits_used: int = 0
+    cached: int = 0
+    credits_saved: int = 0
     resubmitted: int = 0
     deliveries_pending: int = 0
     deliveries_failed: int = 0

@@ -14,7 +14,15 @@ from typing import Any
 
 from dropq.errors import InvalidValueError
 
-__all__ = ["CallbackSpec", "JobOptions", "JobOptionsError", "MAX_INPUT_INDEX", "parse_job_options", "is_valid_job_id"]
+__all__ = [
+    "CACHE_MODES",
+    "CallbackSpec",
+    "JobOptions",
+    "JobOptionsError",
+    "MAX_INPUT_INDEX",
+    "parse_job_options",
+    "is_valid_job_id",
+]
 
 # A job holds at most this many input records: a part's offset plus its contacts stays at or below it.
 # (Indexes travel through Lua, whose numbers are exact only up to 2**53, and into file names.)
@@ -25,6 +33,9 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # dropq's own task and queue names: a callback there would be consumed (and discarded) by dropq's workers.
 _OWN_PREFIX = "dropq."
 _LANGUAGES = ("fr", "en")
+# The ``cache`` option (the result cache, when DROPQ_CACHE_URL names one): answer from it and keep new
+# answers; ask the API again and keep its answers; leave the cache alone.
+CACHE_MODES = ("use", "refresh", "off")
 
 
 class JobOptionsError(InvalidValueError):
@@ -48,6 +59,7 @@ class JobOptions:
     language: str | None = None
     destinations: tuple[str, ...] | None = None
     callback: CallbackSpec | None = None
+    cache: str = "use"
 
     def to_json(self) -> str:
         """Serialize for the ledger."""
@@ -59,7 +71,13 @@ class JobOptions:
         raw = json.loads(text)
         callback = CallbackSpec(**raw["callback"]) if raw.get("callback") else None
         destinations = tuple(raw["destinations"]) if raw.get("destinations") is not None else None
-        return cls(siren=raw["siren"], language=raw["language"], destinations=destinations, callback=callback)
+        return cls(
+            siren=raw["siren"],
+            language=raw["language"],
+            destinations=destinations,
+            callback=callback,
+            cache=raw.get("cache", "use"),
+        )
 
 
 def is_valid_job_id(job_id: str) -> bool:
@@ -103,6 +121,7 @@ def parse_job_options(
     language: Any = None,
     destinations: Any = None,
     callback: Any = None,
+    cache: Any = "use",
     own_queues: Collection[str] = (),
 ) -> JobOptions:
     """Turn the JSON arguments of ``dropq.enrich`` into ``JobOptions``.
@@ -116,6 +135,8 @@ def parse_job_options(
         raise JobOptionsError("siren", siren, "true or false")
     if language is not None and language not in _LANGUAGES:
         raise JobOptionsError("language", language, "'fr' or 'en'")
+    if cache not in CACHE_MODES:
+        raise JobOptionsError("cache", cache, "'use', 'refresh' or 'off'")
     names: tuple[str, ...] | None = None
     if destinations is not None:
         if isinstance(destinations, str) or not isinstance(destinations, Sequence):
@@ -129,4 +150,4 @@ def parse_job_options(
         raise JobOptionsError(
             "destinations", [], "a non-empty list of destination names, or left out, unless callback.task takes them"
         )
-    return JobOptions(siren=siren, language=language, destinations=names, callback=spec)
+    return JobOptions(siren=siren, language=language, destinations=names, callback=spec, cache=cache)

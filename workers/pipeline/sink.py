@@ -7,12 +7,14 @@ from typing import Any
 import structlog
 
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, join_results
+from dropq.dropcontact.records import identity_key
+from dropq.workers.cache import Answer, CacheError, cacheable
 from dropq.workers.jobs.batches import BatchState
 from dropq.workers.pipeline.closing import close_batch, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sink_batch", "outcome_of", "credits_used_by"]
+__all__ = ["sink_batch", "outcome_of", "credits_used_by", "keep_answers"]
 
 _log = structlog.get_logger(__name__)
 
@@ -42,6 +44,7 @@ def outcome_of(job_id: str, joined: JoinedRecord, *, partial: bool) -> dict[str,
         "input": joined.input,
         "best_email": best.email if best else None,
         "qualification": best.qualification.raw if best else None,
+        "source": "api",
     }
 
 
@@ -50,6 +53,33 @@ def credits_used_by(outcomes: list[dict[str, Any]]) -> int:
     return sum(
         1 for o in outcomes if o["status"] != "failed" and (o["input"].get("email") or o["status"] == "enriched")
     )
+
+
+def keep_answers(rt: Runtime, job_id: str, joined: list[JoinedRecord], outcomes: list[dict[str, Any]]) -> None:
+    """Write the batch's real answers to the result cache (jobs with ``cache`` "use" or "refresh").
+
+    After the batch is closed, and best effort: a cache that cannot be written costs a later job its
+    credits, never this job its results.
+    """
+    if rt.cache is None:
+        return
+    options = rt.ledger.options(job_id)
+    if options.cache == "off":
+        return
+    now_ms = rt.now_ms()
+    answers = []
+    for j, outcome in zip(joined, outcomes, strict=True):
+        identity = identity_key(j.input)
+        if identity and cacheable(outcome):
+            record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
+            answer = Answer(outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms)
+            answers.append((identity, answer))
+    try:
+        kept = rt.cache.keep(answers, siren=options.siren, language=options.language)
+    except CacheError as exc:
+        _log.warning("cache_unavailable", job_id=job_id, records=len(answers), reason=str(exc))
+        return
+    _log.debug("answers_cached", job_id=job_id, records=kept)
 
 
 def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
@@ -76,6 +106,7 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
         final=BatchState.DONE,
         credits_used=credits_used_by(outcomes),
     )
+    keep_answers(rt, batch.job_id, joined, outcomes)
     _log.info(
         "batch_delivered",
         job_id=batch.job_id,

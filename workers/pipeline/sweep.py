@@ -21,6 +21,7 @@ from __future__ import annotations
 import structlog
 
 from dropq.workers import keys
+from dropq.workers.cache import CacheError
 from dropq.workers.jobs.batches import BatchState
 from dropq.workers.jobs.watchdog import Watched, parse_member
 from dropq.workers.pipeline import followup
@@ -32,6 +33,8 @@ __all__ = ["sweep", "rederive", "SWEEP_LIMIT"]
 
 _log = structlog.get_logger(__name__)
 
+# The result cache's old entries are deleted this often (by the one worker that takes the lock).
+CACHE_PURGE_EVERY_S = 3600
 # Overdue members handled per sweep; the rest wait for the next one (a sweep stays short).
 SWEEP_LIMIT = 2000
 
@@ -82,4 +85,18 @@ def sweep(rt: Runtime) -> list[Followup]:
     for job_id in rt.ledger.running_jobs():
         rt.ledger.renew(job_id)
         followups.extend(finish_if_complete(rt, job_id))
+    _purge_cache(rt, now_ms)
     return followups
+
+
+def _purge_cache(rt: Runtime, now_ms: int) -> None:
+    """Once an hour across the fleet: delete the result cache's entries too old to answer."""
+    if rt.cache is None or not rt.redis.set(keys.cache_purge_lock_key(), "1", nx=True, ex=CACHE_PURGE_EVERY_S):
+        return
+    try:
+        purged = rt.cache.purge(now_ms)
+    except CacheError as exc:
+        _log.warning("cache_unavailable", reason=str(exc))
+        return
+    if purged:
+        _log.info("cache_purged", entries=purged)

@@ -1,0 +1,263 @@
+"""The result cache: on a real PostgreSQL and a Redis of its own, alone and behind a real worker and the sandbox."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from dropq.workers.cache import Answer, ResultCache
+from dropq.workers.cache.postgres import PostgresCacheStore
+from dropq.workers.cache.redis_store import RedisCacheStore
+from dropq.workers.embedded import EmbeddedRedis
+from dropq.workers.jobs.ledger import JobStatus
+from tests.support.pipeline import read_stream, wait_for_job, worker_env
+from tests.support.processes import client_app
+
+DAY_MS = 24 * 3600 * 1000
+NOW_MS = 1_800_000_000_000
+SECRET = b"test-secret"
+
+
+@pytest.fixture
+def cache_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of the cache's own, which evicts (as the README asks)."""
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory", "64mb")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.close()
+        yield server
+
+
+@pytest.fixture(params=["postgresql", "redis"])
+def cache(request: Any, redis_client: redis.Redis) -> ResultCache:
+    """A cache on each store: a table of the test's own, or a private evicting Redis."""
+    if request.param == "postgresql":
+        store: Any = PostgresCacheStore(request.getfixturevalue("pg_dsn"), request.getfixturevalue("table"))
+    else:
+        server = request.getfixturevalue("cache_redis")
+        store = RedisCacheStore(redis.Redis.from_url(server.url, decode_responses=True), redis_client)
+    assert store.check() is None
+    return ResultCache(store, SECRET, max_age_days=30, not_found_max_age_days=7)
+
+
+def _answer(status: str = "enriched", fetched_ms: int = NOW_MS, name: str = "Ada") -> Answer:
+    record = {"first_name": name, "email": [{"email": "ada@acme.example", "qualification": "nominative@pro"}]}
+    return Answer(status, record, "ada@acme.example", "nominative@pro", fetched_ms)
+
+
+def test_an_answer_is_found_by_the_same_question_only(cache: ResultCache) -> None:
+    """Same identity and options: found; another option, another identity kind: not found."""
+    cache.keep([("name:ada lovelace@acme.example", _answer())], siren=False, language=None)
+
+    [found] = cache.lookup(["name:ada lovelace@acme.example"], siren=False, language=None, now_ms=NOW_MS + 1)
+    assert found == _answer()
+    assert cache.lookup(["name:ada lovelace@acme.example"], siren=True, language=None, now_ms=NOW_MS) == [None]
+    assert cache.lookup(["name:ada lovelace@acme.example"], siren=False, language="en", now_ms=NOW_MS) == [None]
+    # A verification of the address the search found is another question
+    assert cache.lookup(["email:ada@acme.example"], siren=False, language=None, now_ms=NOW_MS) == [None]
+
+
+def test_answers_older_than_their_maximum_age_do_not_answer_and_are_purged(cache: ResultCache) -> None:
+    """30 days for an enriched answer, 7 for a not-found; a newer write replaces an older one."""
+    cache.keep([("name:a@x", _answer(fetched_ms=NOW_MS - 29 * DAY_MS))], siren=False, language=None)
+    cache.keep([("name:b@x", _answer("not_found", fetched_ms=NOW_MS - 6 * DAY_MS))], siren=False, language=None)
+    cache.keep([("name:c@x", _answer("not_found", fetched_ms=NOW_MS - 8 * DAY_MS))], siren=False, language=None)
+
+    found = cache.lookup(["name:a@x", "name:b@x", "name:c@x"], siren=False, language=None, now_ms=NOW_MS)
+    assert [a.status if a else None for a in found] == ["enriched", "not_found", None]
+    two_days_on = NOW_MS + 2 * DAY_MS
+    assert cache.lookup(["name:a@x", "name:b@x"], siren=False, language=None, now_ms=two_days_on) == [None, None]
+    if cache.kind == "postgresql":  # Redis expires entries by itself
+        assert cache.purge(two_days_on) == 3
+        assert cache.store.get_many([cache.key("name:a@x", siren=False, language=None)]) == {}
+
+
+def test_forget_deletes_an_identity_whatever_the_options_and_clear_deletes_all(cache: ResultCache) -> None:
+    """A GDPR erasure: every entry of the identity goes (siren or not, any language); others stay."""
+    for siren, language in ((False, None), (True, "fr"), (False, "en")):
+        cache.keep([("email:ada@acme.example", _answer())], siren=siren, language=language)
+    cache.keep([("email:grace@acme.example", _answer(name="Grace"))], siren=False, language=None)
+
+    assert cache.forget(["email:ada@acme.example"]) == 3
+    assert cache.lookup(["email:ada@acme.example"], siren=True, language="fr", now_ms=NOW_MS) == [None]
+    [grace] = cache.lookup(["email:grace@acme.example"], siren=False, language=None, now_ms=NOW_MS)
+    assert grace is not None
+    assert cache.store.clear() == 1
+    assert cache.lookup(["email:grace@acme.example"], siren=False, language=None, now_ms=NOW_MS) == [None]
+
+
+def test_keys_are_keyed_digests_never_the_identity(cache: ResultCache, cache_redis: EmbeddedRedis) -> None:
+    """The store's keys hold no email or name; another secret makes other keys."""
+    cache.keep([("email:ada@acme.example", _answer())], siren=False, language=None)
+    other = ResultCache(cache.store, b"another-secret", max_age_days=30, not_found_max_age_days=7)
+    assert other.lookup(["email:ada@acme.example"], siren=False, language=None, now_ms=NOW_MS) == [None]
+    if cache.kind == "redis":
+        names = redis.Redis.from_url(cache_redis.url, decode_responses=True).keys("*")
+        assert names and not any("ada" in name for name in names)
+
+
+def test_a_cache_redis_that_is_the_broker_s_or_does_not_evict_is_refused(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The broker's Redis runs with noeviction and must never fill with cache entries."""
+    same = RedisCacheStore(redis.Redis.from_url(redis_url, decode_responses=True), redis_client)
+    assert "Redis server of the broker" in str(same.check())
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client.config_set("maxmemory-policy", "noeviction")
+        assert "noeviction" in str(RedisCacheStore(client, redis_client).check())
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        assert RedisCacheStore(client, redis_client).check() is None
+
+
+def test_an_unreachable_database_is_a_cache_error_without_its_password() -> None:
+    """A cache that cannot be reached says so (the job goes on without it); the DSN's password never shows."""
+    from dropq.workers.cache import CacheError
+
+    store = PostgresCacheStore("postgresql://postgres:pw-5f1c9e@127.0.0.1:1/test")
+    with pytest.raises(CacheError) as caught:
+        store.get_many([b"x" * 32])
+    assert "pw-5f1c9e" not in str(caught.value)
+
+
+# -- behind a real worker ------------------------------------------------------------------------------------------
+
+
+def _contacts(n: int, *, changed: Collection[int] = (), seed: str = "a") -> list[dict[str, Any]]:
+    """``n`` distinct people, a third with an email (verifications), the rest by name; ``changed`` rows are others."""
+    rows = []
+    for i in range(n):
+        tag = f"{i}x" if i in changed else str(i)
+        if i % 3 == 0:
+            row: dict[str, Any] = {"email": f"person{tag}.{seed}@acme.example", "first_name": "Ada"}
+        else:
+            row = {
+                "first_name": "Grace",
+                "last_name": f"Person{tag}{seed}",
+                "company": "Acme",
+                "website": "acme.example",
+            }
+        row["custom_fields"] = {"crm_id": f"crm-{i}"}
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture
+def clean_default_table(pg_dsn: str) -> Iterator[None]:
+    """The workers write the default table: empty before and after the test."""
+    from dropq.workers.cache.postgres import TABLE
+
+    def drop() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(TABLE)))
+
+    drop()
+    yield
+    drop()
+
+
+@pytest.fixture
+def cached_deployment(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path, pg_dsn: str, clean_default_table: None
+) -> Any:
+    """A worker whose result cache is the test database's (its default table, emptied around the test)."""
+    env = worker_env(redis_url, sandbox, tmp_path, DROPQ_CACHE_URL=pg_dsn)
+    start_worker(env, concurrency=4)
+    return client_app(redis_url, redis_url), env
+
+
+def _run(app: Any, redis_url: str, job_id: str, contacts: list[dict[str, Any]], **options: Any) -> JobStatus:
+    app.send_task(
+        "dropq.enrich", kwargs={"contacts": contacts, "job_id": job_id, "destinations": ["stream"], **options},
+        queue="dropq.produce",
+    ).get(timeout=30)  # fmt: skip
+    return wait_for_job(redis_url, job_id, timeout_s=90)
+
+
+def _credits(sandbox: Any) -> int:
+    stats = sandbox.stats()
+    return int(stats["credits_charged"]) - int(stats["credits_refunded"])
+
+
+def _comparable(outcome: dict[str, Any]) -> dict[str, Any]:
+    """An outcome without what differs by job (its id, our reference in custom_fields) or by source."""
+    same = {k: v for k, v in outcome.items() if k not in ("job_id", "source", "fetched_at", "input")}
+    fields = {k: v for k, v in same["record"]["custom_fields"].items() if k != "dropq_ref"}
+    return {**same, "record": {**same["record"], "custom_fields": fields}}
+
+
+def test_the_same_contacts_again_cost_nothing_and_come_back_the_same(
+    cached_deployment: Any, redis_url: str, sandbox: Any
+) -> None:
+    """Run 2 of the same 60 contacts: 0 POSTs, 0 credits, the same outcomes with source "cache";
+    30% changed: only the changed rows are sent and paid; refresh pays again; off leaves the cache alone."""
+    app, _ = cached_deployment
+    # Given: a first job of 60 contacts, paid in full
+    first = _run(app, redis_url, "run-1", _contacts(60))
+    posted, paid = sandbox.stats()["records_received"], _credits(sandbox)
+    assert posted == 60 and paid > 0 and first.cached == 0
+
+    # When: the same contacts come again, in a new job
+    second = _run(app, redis_url, "run-2", _contacts(60))
+
+    # Then: nothing is sent or paid, every row is answered from the cache, the same as the first time
+    assert sandbox.stats()["records_received"] == posted and _credits(sandbox) == paid
+    assert second.cached == 60 and second.credits_saved == first.credits_used and second.credits_used == 0
+    assert second.enriched == first.enriched and second.not_found == first.not_found
+    assert second.accounted == second.received == 60
+    one, two = read_stream(redis_url, "run-1"), read_stream(redis_url, "run-2")
+    assert [_comparable(o) for o in two] == [_comparable(o) for o in one]
+    assert {o["source"] for o in one} == {"api"} and {o["source"] for o in two} == {"cache"}
+    assert all(o["fetched_at"].endswith("Z") for o in two)
+    assert [o["record"]["custom_fields"]["crm_id"] for o in two] == [f"crm-{i}" for i in range(60)]
+
+    # When: 30% of the rows are other people
+    changed = {i for i in range(60) if i % 10 < 3}  # 18 rows, verifications and searches
+    third = _run(app, redis_url, "run-3", _contacts(60, changed=changed))
+    assert sandbox.stats()["records_received"] == posted + 18
+    assert third.cached == 42
+
+    # When: refresh asks the API again for every row, and the answers are kept anew
+    before = sandbox.stats()["records_received"]
+    refreshed = _run(app, redis_url, "run-4", _contacts(60), cache="refresh")
+    assert sandbox.stats()["records_received"] == before + 60 and refreshed.cached == 0
+    fifth = _run(app, redis_url, "run-5", _contacts(60))
+    assert fifth.cached == 60
+    times = {o["fetched_at"] for o in read_stream(redis_url, "run-5")}
+    assert min(times) >= max(o["fetched_at"] for o in read_stream(redis_url, "run-2"))
+
+    # When: off, the API is asked and nothing is read
+    before = sandbox.stats()["records_received"]
+    off = _run(app, redis_url, "run-6", _contacts(60), cache="off")
+    assert sandbox.stats()["records_received"] == before + 60 and off.cached == 0
+
+
+def test_forget_makes_the_next_enrichment_of_that_contact_pay(
+    cached_deployment: Any, redis_url: str, sandbox: Any
+) -> None:
+    """``dropq cache forget --email`` (a GDPR erasure): that contact is asked again, the others stay cached."""
+    app, env = cached_deployment
+    _run(app, redis_url, "f-1", _contacts(9))
+    posted = sandbox.stats()["records_received"]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dropq", "cache", "forget", "--email", "person3.a@acme.example"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 contact(s): 1 cache entries deleted" in done.stdout
+
+    again = _run(app, redis_url, "f-2", _contacts(9))
+    assert sandbox.stats()["records_received"] == posted + 1 and again.cached == 8
