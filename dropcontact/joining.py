@@ -19,7 +19,7 @@ from typing import Any
 from dropq.dropcontact.qualification import EmailResult, best_email, parse_emails
 from dropq.dropcontact.records import CORRELATION_FIELD
 
-__all__ = ["JoinStatus", "JoinedRecord", "join_results", "correlation_id_of"]
+__all__ = ["JoinStatus", "JoinedRecord", "join_results", "correlation_id_of", "credits_kept"]
 
 
 class JoinStatus(StrEnum):
@@ -28,6 +28,12 @@ class JoinStatus(StrEnum):
     ENRICHED = "enriched"  # a result with at least one email
     NOT_FOUND = "not_found"  # a result, but no email in it
     MISSING = "missing"  # no result came back for this record
+
+
+def credits_kept(status: str, sent: Mapping[str, Any]) -> int:
+    """The credits the API keeps for one record (pay on success): 1 for an email sent to verify, whatever
+    is found, or for an email found; 0 otherwise (not found, or never answered)."""
+    return int(status != "failed" and (bool(sent.get("email")) or status == "enriched"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ hashes after the job TTL. When the ledger expires, the job id is free again.
 
 *Global keys without a TTL*: the running-jobs index (``jobs``) and the
 watchdog (``watchdog``); members leave them when their job or work is done.
+Claims on questions in flight (``inflight``) belong to no job's set: each has
+a TTL of a batch's longest life and goes when its batch closes.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ __all__ = [
     "sweep_lock_key",
     "cache_entry_key",
     "cache_purge_lock_key",
+    "inflight_key",
 ]
 
 # The account's limits are the API's, whatever deployment spends them.
@@ -280,3 +283,8 @@ def cache_entry_key(digest_hex: str) -> str:
 def cache_purge_lock_key() -> str:
     """Held by the one worker purging old cache entries this hour (expires by itself)."""
     return _key("cache-purge-lock")
+
+
+def inflight_key(digest_hex: str) -> str:
+    """The job whose batch asks the API this question now (``jobs.inflight``), by keyed digest."""
+    return _key("inflight", digest_hex)

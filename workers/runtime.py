@@ -31,6 +31,7 @@ from dropq.workers.cache.stores import open_cache
 from dropq.workers.destinations.registry import DestinationRegistry
 from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.capacity import Capacity
+from dropq.workers.jobs.inflight import InFlight
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.outcomes import OutcomeStore
 from dropq.workers.jobs.processing import ProcessingTimes
@@ -103,11 +104,18 @@ class Runtime:
     rng: random.Random
     clock_s: Callable[[], float]
     digest_key: bytes
+    inflight: InFlight
     cache: ResultCache | None = None
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch in Redis's clock (timestamps, leases and deadlines)."""
         return int(self.clock_s() * 1000)
+
+
+def inflight_ttl_ms(settings: Settings) -> int:
+    """How long a claim on a question in flight holds: a batch's longest life (``forceResults`` age) and a
+    resumption by the sweep; a lost batch frees its questions by then."""
+    return int((settings.poll_max_age_s + 2 * settings.stall_timeout_s) * 1000)
 
 
 def digest_key_for(settings: Settings) -> bytes:
@@ -184,6 +192,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         rng=random.Random(),
         clock_s=clock,
         digest_key=digest_key,
+        inflight=InFlight(client, inflight_ttl_ms(settings)),
         cache=open_cache(settings, client, digest_key),
     )
 

@@ -49,6 +49,10 @@ def cache(request: Any, redis_client: redis.Redis) -> ResultCache:
     return ResultCache(store, SECRET, max_age_days=30, not_found_max_age_days=7)
 
 
+def _keep(cache: ResultCache, identity: str, answer: Answer, *, siren: bool, language: str | None) -> None:
+    cache.keep([(cache.key(identity, siren=siren, language=language), answer)])
+
+
 def _answer(status: str = "enriched", fetched_ms: int = NOW_MS, name: str = "Ada") -> Answer:
     record = {"first_name": name, "email": [{"email": "ada@acme.example", "qualification": "nominative@pro"}]}
     return Answer(status, record, "ada@acme.example", "nominative@pro", fetched_ms)
@@ -56,7 +60,7 @@ def _answer(status: str = "enriched", fetched_ms: int = NOW_MS, name: str = "Ada
 
 def test_an_answer_is_found_by_the_same_question_only(cache: ResultCache) -> None:
     """Same identity and options: found; another option, another identity kind: not found."""
-    cache.keep([("name:ada lovelace@acme.example", _answer())], siren=False, language=None)
+    _keep(cache, "name:ada lovelace@acme.example", _answer(), siren=False, language=None)
 
     [found] = cache.lookup(["name:ada lovelace@acme.example"], siren=False, language=None, now_ms=NOW_MS + 1)
     assert found == _answer()
@@ -68,9 +72,9 @@ def test_an_answer_is_found_by_the_same_question_only(cache: ResultCache) -> Non
 
 def test_answers_older_than_their_maximum_age_do_not_answer_and_are_purged(cache: ResultCache) -> None:
     """30 days for an enriched answer, 7 for a not-found; a newer write replaces an older one."""
-    cache.keep([("name:a@x", _answer(fetched_ms=NOW_MS - 29 * DAY_MS))], siren=False, language=None)
-    cache.keep([("name:b@x", _answer("not_found", fetched_ms=NOW_MS - 6 * DAY_MS))], siren=False, language=None)
-    cache.keep([("name:c@x", _answer("not_found", fetched_ms=NOW_MS - 8 * DAY_MS))], siren=False, language=None)
+    _keep(cache, "name:a@x", _answer(fetched_ms=NOW_MS - 29 * DAY_MS), siren=False, language=None)
+    _keep(cache, "name:b@x", _answer("not_found", fetched_ms=NOW_MS - 6 * DAY_MS), siren=False, language=None)
+    _keep(cache, "name:c@x", _answer("not_found", fetched_ms=NOW_MS - 8 * DAY_MS), siren=False, language=None)
 
     found = cache.lookup(["name:a@x", "name:b@x", "name:c@x"], siren=False, language=None, now_ms=NOW_MS)
     assert [a.status if a else None for a in found] == ["enriched", "not_found", None]
@@ -84,8 +88,8 @@ def test_answers_older_than_their_maximum_age_do_not_answer_and_are_purged(cache
 def test_forget_deletes_an_identity_whatever_the_options_and_clear_deletes_all(cache: ResultCache) -> None:
     """A GDPR erasure: every entry of the identity goes (siren or not, any language); others stay."""
     for siren, language in ((False, None), (True, "fr"), (False, "en")):
-        cache.keep([("email:ada@acme.example", _answer())], siren=siren, language=language)
-    cache.keep([("email:grace@acme.example", _answer(name="Grace"))], siren=False, language=None)
+        _keep(cache, "email:ada@acme.example", _answer(), siren=siren, language=language)
+    _keep(cache, "email:grace@acme.example", _answer(name="Grace"), siren=False, language=None)
 
     assert cache.forget(["email:ada@acme.example"]) == 3
     assert cache.lookup(["email:ada@acme.example"], siren=True, language="fr", now_ms=NOW_MS) == [None]
@@ -97,7 +101,7 @@ def test_forget_deletes_an_identity_whatever_the_options_and_clear_deletes_all(c
 
 def test_keys_are_keyed_digests_never_the_identity(cache: ResultCache, cache_redis: EmbeddedRedis) -> None:
     """The store's keys hold no email or name; another secret makes other keys."""
-    cache.keep([("email:ada@acme.example", _answer())], siren=False, language=None)
+    _keep(cache, "email:ada@acme.example", _answer(), siren=False, language=None)
     other = ResultCache(cache.store, b"another-secret", max_age_days=30, not_found_max_age_days=7)
     assert other.lookup(["email:ada@acme.example"], siren=False, language=None, now_ms=NOW_MS) == [None]
     if cache.kind == "redis":
@@ -261,3 +265,57 @@ def test_forget_makes_the_next_enrichment_of_that_contact_pay(
 
     again = _run(app, redis_url, "f-2", _contacts(9))
     assert sandbox.stats()["records_received"] == posted + 1 and again.cached == 8
+
+
+def test_two_jobs_sending_the_same_contacts_at_once_pay_once(
+    cached_deployment: Any, redis_url: str, sandbox: Any
+) -> None:
+    """The second job's part waits for the answers the first is getting, and takes them from the cache."""
+    app, _ = cached_deployment
+    sandbox.configure(processing_min_s=2.0, processing_max_s=2.0)
+    # When: two jobs send the same 30 contacts at the same moment
+    kwargs = {"contacts": _contacts(30), "destinations": ["stream"]}
+    calls = [
+        app.send_task("dropq.enrich", kwargs={**kwargs, "job_id": job}, queue="dropq.produce")
+        for job in ("twin-a", "twin-b")
+    ]
+    for call in calls:
+        call.get(timeout=30)
+    a, b = wait_for_job(redis_url, "twin-a", timeout_s=90), wait_for_job(redis_url, "twin-b", timeout_s=90)
+
+    # Then: each contact was sent once; one job paid, the other got every answer from the cache
+    assert sandbox.stats()["records_received"] == 30
+    assert sorted([a.cached, b.cached]) == [0, 30]
+    assert a.accounted == a.received == 30 and b.accounted == b.received == 30
+    paid, saved = (a, b) if b.cached else (b, a)
+    assert saved.credits_used == 0 and saved.credits_saved == paid.credits_used
+    # And no claim is left behind
+    assert not redis.Redis.from_url(redis_url).keys("dropq:inflight:*")
+
+
+def test_a_part_held_behind_a_failed_batch_sends_its_contacts_itself(
+    start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path, pg_dsn: str, clean_default_table: None
+) -> None:
+    """The first job's batch fails (the API answers 500, retries exhausted): its claims go with it, and the job
+    waiting behind it sends the contacts itself and gets them enriched."""
+    env = worker_env(redis_url, sandbox, tmp_path, DROPQ_CACHE_URL=pg_dsn, DROPQ_MAX_RETRIES="1")
+    start_worker(env, concurrency=4)
+    app = client_app(redis_url, redis_url)
+    # Given: an API that answers every request with a 500, and a first job that claims 10 contacts
+    sandbox.configure(error_probability=1.0, error_statuses=(500,))
+    _send(app, "lost", _contacts(10))
+    # When: a second job with the same contacts comes while the first one's batch is failing
+    _send(app, "heir", _contacts(10))
+    lost = wait_for_job(redis_url, "lost", timeout_s=90)
+    sandbox.configure(error_probability=0.0)
+
+    # Then: the first job's records failed; the second's were sent by itself and came back
+    assert lost.failed == 10
+    heir = wait_for_job(redis_url, "heir", timeout_s=90)
+    assert heir.cached == 0 and heir.failed == 0 and heir.delivered == 10
+    assert not redis.Redis.from_url(redis_url).keys("dropq:inflight:*")
+
+
+def _send(app: Any, job_id: str, contacts: list[dict[str, Any]]) -> None:
+    kwargs = {"contacts": contacts, "job_id": job_id, "destinations": ["stream"]}
+    app.send_task("dropq.enrich", kwargs=kwargs, queue="dropq.produce").get(timeout=30)

@@ -171,9 +171,16 @@ class ResultCache:
         Raises:
             CacheError: the store could not be read.
         """
-        if not identities:
+        return self.answers([self.key(i, siren=siren, language=language) for i in identities], now_ms=now_ms)
+
+    def answers(self, wanted: Sequence[bytes], *, now_ms: int) -> list[Answer | None]:
+        """For each key (``key``), its answer young enough to use, or None.
+
+        Raises:
+            CacheError: the store could not be read.
+        """
+        if not wanted:
             return []
-        wanted = [self.key(identity, siren=siren, language=language) for identity in identities]
         found = self.store.get_many(list(dict.fromkeys(wanted)))
         answers: list[Answer | None] = []
         for key in wanted:
@@ -182,20 +189,18 @@ class ResultCache:
             answers.append(Answer.from_stored(stored) if fresh and stored is not None else None)
         return answers
 
-    def keep(self, answers: Iterable[tuple[str, Answer]], *, siren: bool, language: str | None) -> int:
-        """Write these answers under their identities; how many were written.
+    def keep(self, entries: Iterable[tuple[bytes, Answer]]) -> int:
+        """Write these answers under their keys (``key``); how many were written.
 
         Raises:
             CacheError: the store could not be written.
         """
-        entries = {
-            self.key(identity, siren=siren, language=language): Stored(a.status, a.fetched_ms, a.to_json())
-            for identity, a in answers
-            if a.status in _CACHED_STATUSES
+        stored = {
+            key: Stored(a.status, a.fetched_ms, a.to_json()) for key, a in entries if a.status in _CACHED_STATUSES
         }
-        if entries:
-            self.store.put_many(entries, max_age_ms=self._max_age_ms)
-        return len(entries)
+        if stored:
+            self.store.put_many(stored, max_age_ms=self._max_age_ms)
+        return len(stored)
 
     def forget(self, identities: Iterable[str]) -> int:
         """Delete every entry of these identities, whatever the options they were asked with; how many.

@@ -45,10 +45,11 @@ class ParkedParts:
 
     def park(self, job_id: str, offset: int, part: ParkedPart) -> bool:
         """Park the part at ``offset`` unless its turn has come; False when it has (nothing is stored)."""
-        payload = json.dumps(
-            {"part_id": part.part_id, "contacts": part.contacts}, separators=(",", ":"), ensure_ascii=False
-        )
-        return bool(self._script(keys=self._keys(job_id), args=["park", offset, payload, self._ttl_s]))
+        return bool(self._script(keys=self._keys(job_id), args=["park", offset, _payload(part), self._ttl_s]))
+
+    def hold(self, job_id: str, offset: int, part: ParkedPart) -> None:
+        """Park the part at ``offset`` though its turn has come (it waits for answers another job is getting)."""
+        self._script(keys=self._keys(job_id), args=["hold", offset, _payload(part), self._ttl_s])
 
     def load(self, job_id: str, offset: int) -> ParkedPart | None:
         """The part parked at ``offset``, or None when it is not (or no longer) parked."""
@@ -62,3 +63,7 @@ class ParkedParts:
         """Unpark the part produced at ``offset`` (if it was parked); the offset of the parked part whose turn came."""
         turn = int(self._script(keys=self._keys(job_id), args=["produced", offset]))
         return turn if turn >= 0 else None
+
+
+def _payload(part: ParkedPart) -> str:
+    return json.dumps({"part_id": part.part_id, "contacts": part.contacts}, separators=(",", ":"), ensure_ascii=False)

@@ -8,9 +8,10 @@
 --
 -- KEYS[1] produced parts sorted set dropq:job-produced:{job}  (member "start:end", score start)
 -- KEYS[2] parked parts hash         dropq:job-parked:{job}    (offset -> JSON of part id and contacts)
--- ARGV[1] "park" or "produced"
+-- ARGV[1] "park", "hold" or "produced"
 -- "park":     ARGV[2] offset, ARGV[3] the part's JSON, ARGV[4] TTL, seconds
 --             Returns 1 when parked, 0 when its turn has come (nothing stored).
+-- "hold":     the same, whatever its turn (a part in its turn that waits for answers in flight): returns 1.
 -- "produced": ARGV[2] the offset of the part just produced (no longer parked, if it was)
 --             Returns the offset of the parked part whose turn has come, or -1.
 -- TTL: the hash's, refreshed on each park; produced parts are removed from it.
@@ -28,8 +29,8 @@ local function produced_through()
   return covered
 end
 
-if ARGV[1] == 'park' then
-  if tonumber(ARGV[2]) <= produced_through() then
+if ARGV[1] == 'park' or ARGV[1] == 'hold' then
+  if ARGV[1] == 'park' and tonumber(ARGV[2]) <= produced_through() then
     return 0
   end
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])

@@ -10,6 +10,7 @@ from dropq.dropcontact.records import CORRELATION_FIELD
 from dropq.workers.jobs.batches import OPEN_STATES, Batch, BatchState
 from dropq.workers.jobs.outcomes import batch_unit_id
 from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.cached import release_questions
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
@@ -87,4 +88,7 @@ def fail_batch(rt: Runtime, batch: Batch, reason: str) -> list[Followup]:
         for record in records
     ]
     _log.warning("batch_failed", job_id=batch.job_id, batch_id=batch.batch_id, records=len(records), reason=reason)
-    return close_batch(rt, batch, outcomes, allowed=OPEN_STATES, final=BatchState.FAILED, reason=reason)
+    followups = close_batch(rt, batch, outcomes, allowed=OPEN_STATES, final=BatchState.FAILED, reason=reason)
+    # A part of another job held behind these questions sends them itself now.
+    release_questions(rt, batch.job_id, records)
+    return followups

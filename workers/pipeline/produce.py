@@ -18,7 +18,7 @@ a gap in its offsets), and a wake-up lost to a crash is made good.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -26,17 +26,16 @@ import structlog
 
 from dropq.dropcontact.batching import batch_payload, split_into_segments
 from dropq.dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
-from dropq.workers.cache import Answer, CacheError
+from dropq.workers.cache import Answer
 from dropq.workers.jobs.batches import SegmentCommit
-from dropq.workers.jobs.options import JobOptions
 from dropq.workers.jobs.outcomes import segment_unit_id
 from dropq.workers.jobs.parked import ParkedPart, ParkedParts
 from dropq.workers.jobs.seen import SeenRecords
 from dropq.workers.jobs.watchdog import parked_member
 from dropq.workers.pipeline import followup
+from dropq.workers.pipeline.cached import cached_counts, cached_outcome, plan_part
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
-from dropq.workers.pipeline.sink import credits_used_by
 from dropq.workers.runtime import Runtime
 
 __all__ = [
@@ -124,13 +123,27 @@ def produce_parked(rt: Runtime, job_id: str, offset: int, checked_through: int |
 
 
 def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
-    """Validate, de-duplicate and batch one part of a job's input; commit each segment once."""
+    """Validate, de-duplicate and batch one part of a job's input; commit each segment once.
+
+    A part some of whose contacts another running job is asking the API about now waits for those
+    answers (held in Redis, looked at again shortly) rather than paying for them twice.
+    """
     options = rt.ledger.options(job_id)
+    secret = rt.ledger.ref_secret(job_id)
+    prepared = list(
+        prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
+    )
+    plan = plan_part(rt, job_id, prepared, options)
+    if plan.wait_s is not None:
+        ParkedParts(rt.redis, rt.settings.job_ttl_s).hold(job_id, offset, ParkedPart(part_id, list(contacts)))
+        _log.info("part_waits_for_answers", job_id=job_id, part_id=part_id, offset=offset, check_in_s=plan.wait_s)
+        return [followup.produce(job_id, offset, checked_through=offset, countdown_s=plan.wait_s)]
     destinations = rt.destinations.names_for(options)
     followups: list[Followup] = []
     number = -1
     end = offset
-    for number, segment in enumerate(split_into_segments(_classified(rt, job_id, offset, contacts, options))):
+    classified = _classified(rt, job_id, offset, contacts, prepared, plan.answers)
+    for number, segment in enumerate(split_into_segments(classified)):
         segment_id = segment_id_for(part_id, number)
         batch_id = batch_id_for(job_id, part_id, number) if segment.records else None
         end += segment.received
@@ -144,7 +157,7 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
             rejected=sum(1 for outcome in segment.others if outcome["status"] == "rejected"),
             duplicates=sum(1 for outcome in segment.others if outcome["status"] == "duplicate"),
             outcomes=segment.others,
-            **_cached_counts(segment.others),
+            **cached_counts(segment.others),
         )
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
         # Sent even when the commit was a no-op: the first run may have died before sending them.
@@ -204,20 +217,21 @@ def fail_part(
 
 
 def _classified(
-    rt: Runtime, job_id: str, offset: int, contacts: Sequence[Any], options: JobOptions
+    rt: Runtime,
+    job_id: str,
+    offset: int,
+    contacts: Sequence[Any],
+    prepared: Sequence[PreparedRecord | Rejection],
+    answers: Mapping[int, Answer],
 ) -> Iterator[PreparedRecord | dict[str, Any]]:
     """Each input item in order: a record to send, or the outcome of one that is not sent (rejected, duplicate,
     answered from the result cache)."""
     seen = SeenRecords(rt.redis, rt.settings.job_ttl_s, rt.digest_key)
-    secret = rt.ledger.ref_secret(job_id)
-    prepared = prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
     # The first-seen look-up goes to Redis once per window of records, not once per record.
     for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
         candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
         firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
         first_of = {c.index: first for c, first in zip(candidates, firsts, strict=True)}
-        firsts_only = [c for c, first in zip(candidates, firsts, strict=True) if first == c.index]
-        cached = _cached_answers(rt, job_id, firsts_only, options)
         for item in window:
             if isinstance(item, Rejection):
                 raw = contacts[item.index - offset]
@@ -228,57 +242,8 @@ def _classified(
                 reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
                 yield _outcome(job_id, item.index, "duplicate", reason, item.payload, first=first)
                 continue
-            answer = cached.get(item.index)
+            answer = answers.get(item.index)
             yield item if answer is None else cached_outcome(job_id, item.index, item.payload, answer)
-
-
-def _cached_answers(
-    rt: Runtime, job_id: str, records: Sequence[PreparedRecord], options: JobOptions
-) -> dict[int, Answer]:
-    """The answers the result cache holds for these records (first of their identity in the job), by index.
-
-    A cache that cannot be read answers nothing: the records go to the API (and cost what they cost).
-    """
-    if rt.cache is None or options.cache != "use" or not records:
-        return {}
-    try:
-        answers = rt.cache.lookup(
-            [str(r.identity_key) for r in records], siren=options.siren, language=options.language, now_ms=rt.now_ms()
-        )
-    except CacheError as exc:
-        _log.warning("cache_unavailable", job_id=job_id, records=len(records), reason=str(exc))
-        return {}
-    return {r.index: a for r, a in zip(records, answers, strict=True) if a is not None}
-
-
-def cached_outcome(job_id: str, index: int, payload: dict[str, Any], answer: Answer) -> dict[str, Any]:
-    """The outcome of a record answered from the result cache: the cached answer with this record's own
-    ``custom_fields``, ``source: "cache"`` and the time it was fetched."""
-    record = dict(answer.record)
-    if "custom_fields" in payload:
-        record["custom_fields"] = payload["custom_fields"]
-    return {
-        "job_id": job_id,
-        "index": index,
-        "status": answer.status,
-        "reason": None,
-        "record": record,
-        "input": payload,
-        "best_email": answer.best_email,
-        "qualification": answer.qualification,
-        "source": "cache",
-        "fetched_at": answer.fetched_at,
-    }
-
-
-def _cached_counts(outcomes: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """What the segment's answers from the cache add to the ledger."""
-    cached = [o for o in outcomes if o.get("source") == "cache"]
-    return {
-        "enriched": sum(1 for o in cached if o["status"] == "enriched"),
-        "not_found": sum(1 for o in cached if o["status"] == "not_found"),
-        "credits_saved": credits_used_by(cached),
-    }
 
 
 def _identity_kind(record: PreparedRecord) -> str:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 
-from dropq.dropcontact.joining import JoinedRecord, JoinStatus, join_results
-from dropq.dropcontact.records import identity_key
-from dropq.workers.cache import Answer, CacheError, cacheable
+from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
 from dropq.workers.jobs.batches import BatchState
+from dropq.workers.pipeline.cached import keep_answers
 from dropq.workers.pipeline.closing import close_batch, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sink_batch", "outcome_of", "credits_used_by", "keep_answers"]
+__all__ = ["sink_batch", "outcome_of", "credits_used_by"]
 
 _log = structlog.get_logger(__name__)
 
@@ -48,38 +48,9 @@ def outcome_of(job_id: str, joined: JoinedRecord, *, partial: bool) -> dict[str,
     }
 
 
-def credits_used_by(outcomes: list[dict[str, Any]]) -> int:
-    """Credits the API keeps for these outcomes: a verified input email, or a found one (pay on success)."""
-    return sum(
-        1 for o in outcomes if o["status"] != "failed" and (o["input"].get("email") or o["status"] == "enriched")
-    )
-
-
-def keep_answers(rt: Runtime, job_id: str, joined: list[JoinedRecord], outcomes: list[dict[str, Any]]) -> None:
-    """Write the batch's real answers to the result cache (jobs with ``cache`` "use" or "refresh").
-
-    After the batch is closed, and best effort: a cache that cannot be written costs a later job its
-    credits, never this job its results.
-    """
-    if rt.cache is None:
-        return
-    options = rt.ledger.options(job_id)
-    if options.cache == "off":
-        return
-    now_ms = rt.now_ms()
-    answers = []
-    for j, outcome in zip(joined, outcomes, strict=True):
-        identity = identity_key(j.input)
-        if identity and cacheable(outcome):
-            record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
-            answer = Answer(outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms)
-            answers.append((identity, answer))
-    try:
-        kept = rt.cache.keep(answers, siren=options.siren, language=options.language)
-    except CacheError as exc:
-        _log.warning("cache_unavailable", job_id=job_id, records=len(answers), reason=str(exc))
-        return
-    _log.debug("answers_cached", job_id=job_id, records=kept)
+def credits_used_by(outcomes: Sequence[Mapping[str, Any]]) -> int:
+    """Credits the API keeps for these outcomes (``joining.credits_kept``)."""
+    return sum(credits_kept(o["status"], o["input"]) for o in outcomes)
 
 
 def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:

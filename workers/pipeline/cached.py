@@ -1,0 +1,147 @@
+"""The result cache's part of the pipeline: a part's answers looked up, its questions claimed while in flight,
+a batch's answers kept.
+
+At produce (``plan_part``), the records of a part that the cache answers become outcomes with
+``source: "cache"``; the others' questions are claimed for this job (``jobs.inflight``). When another
+running job holds one of them, the part is held in Redis and looks again every ``INFLIGHT_CHECK_S``:
+that job's answer comes through the cache, so the contact is paid once. At the sink, a batch's real
+answers are written (``keep_answers``) and then its claims freed (``release_questions``); a failed
+batch frees its claims too, and the part held behind it sends the contact itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from dropq.dropcontact.joining import JoinedRecord, credits_kept
+from dropq.dropcontact.records import PreparedRecord, Rejection, identity_key
+from dropq.workers.cache import Answer, CacheError, cacheable
+from dropq.workers.jobs.options import JobOptions
+from dropq.workers.runtime import Runtime
+
+__all__ = [
+    "INFLIGHT_CHECK_S",
+    "Plan",
+    "plan_part",
+    "cached_outcome",
+    "cached_counts",
+    "keep_answers",
+    "release_questions",
+]
+
+_log = structlog.get_logger(__name__)
+
+# A part waiting for answers another job is getting looks again this often.
+INFLIGHT_CHECK_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the cache says of a part: its answers by input index, or that it must wait (``wait_s``)."""
+
+    answers: Mapping[int, Answer] = field(default_factory=dict)
+    wait_s: float | None = None
+
+
+def plan_part(rt: Runtime, job_id: str, prepared: Sequence[PreparedRecord | Rejection], options: JobOptions) -> Plan:
+    """The part's answers from the cache, and its other questions claimed (or the wait for them).
+
+    A cache that cannot be read answers nothing and holds nothing back: the records go to the API.
+    """
+    if rt.cache is None or options.cache == "off":
+        return Plan()
+    records = [r for r in prepared if isinstance(r, PreparedRecord) and r.identity_key]
+    keyed = [
+        (r.index, rt.cache.key(str(r.identity_key), siren=options.siren, language=options.language)) for r in records
+    ]
+    answers: dict[int, Answer] = {}
+    if options.cache == "use" and keyed:
+        try:
+            found = rt.cache.answers([k for _, k in keyed], now_ms=rt.now_ms())
+        except CacheError as exc:
+            _log.warning("cache_unavailable", job_id=job_id, records=len(records), reason=str(exc))
+            return Plan()
+        answers = {index: a for (index, _), a in zip(keyed, found, strict=True) if a is not None}
+    asked = [k for index, k in keyed if index not in answers]
+    if rt.inflight.claim(job_id, asked, wait=options.cache == "use"):
+        return Plan(answers, INFLIGHT_CHECK_S)
+    return Plan(answers)
+
+
+def cached_outcome(job_id: str, index: int, payload: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    """The outcome of a record answered from the cache: the cached answer with this record's own
+    ``custom_fields``, ``source: "cache"`` and the time it was fetched."""
+    record = dict(answer.record)
+    if "custom_fields" in payload:
+        record["custom_fields"] = payload["custom_fields"]
+    return {
+        "job_id": job_id,
+        "index": index,
+        "status": answer.status,
+        "reason": None,
+        "record": record,
+        "input": payload,
+        "best_email": answer.best_email,
+        "qualification": answer.qualification,
+        "source": "cache",
+        "fetched_at": answer.fetched_at,
+    }
+
+
+def cached_counts(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """What a segment's answers from the cache add to the ledger."""
+    cached = [o for o in outcomes if o.get("source") == "cache"]
+    return {
+        "enriched": sum(1 for o in cached if o["status"] == "enriched"),
+        "not_found": sum(1 for o in cached if o["status"] == "not_found"),
+        "credits_saved": sum(credits_kept(o["status"], o["input"]) for o in cached),
+    }
+
+
+def keep_answers(
+    rt: Runtime, job_id: str, joined: Sequence[JoinedRecord], outcomes: Sequence[Mapping[str, Any]]
+) -> None:
+    """Write a closed batch's real answers to the cache (jobs with ``cache`` "use" or "refresh"), then free
+    its questions.
+
+    Best effort: a cache that cannot be written costs a later job its credits, never this job its results.
+    """
+    if rt.cache is None:
+        return
+    options = rt.ledger.options(job_id)
+    if options.cache == "off":
+        return
+    now_ms = rt.now_ms()
+    entries = []
+    for j, outcome in zip(joined, outcomes, strict=True):
+        identity = identity_key(j.input)
+        if identity and cacheable(outcome):
+            record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
+            answer = Answer(outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms)
+            entries.append((rt.cache.key(identity, siren=options.siren, language=options.language), answer))
+    try:
+        rt.cache.keep(entries)
+    except CacheError as exc:
+        _log.warning("cache_unavailable", job_id=job_id, records=len(entries), reason=str(exc))
+    release_questions(rt, job_id, [j.input for j in joined], options)
+
+
+def release_questions(
+    rt: Runtime, job_id: str, records: Sequence[Mapping[str, Any]], options: JobOptions | None = None
+) -> None:
+    """Free the job's claims on these records' questions (their batch is closed)."""
+    if rt.cache is None:
+        return
+    options = options or rt.ledger.options(job_id)
+    if options.cache == "off":
+        return
+    digests = []
+    for record in records:
+        identity = identity_key(record)
+        if identity:
+            digests.append(rt.cache.key(identity, siren=options.siren, language=options.language))
+    rt.inflight.release(job_id, digests)
