@@ -18,8 +18,9 @@ from dropq.workers.runtime import digest_key_for
 
 __all__ = ["cache_command", "identities_of"]
 
-# The fields left out, in turn, to find every kind of identity a contact may have been asked under.
-_NARROWER = (("email",), ("email", "linkedin"))
+# The fields left out, in turn, to find every kind of identity a contact may have been asked under: by
+# email, by LinkedIn profile, by name with the company's website, by name with the company's name.
+_NARROWER = (("email",), ("email", "linkedin"), ("email", "linkedin", "website"))
 
 
 def identities_of(contact: Mapping[str, Any]) -> list[str]:

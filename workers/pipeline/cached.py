@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from dropq.dropcontact.joining import JoinedRecord, credits_kept
-from dropq.dropcontact.records import PreparedRecord, Rejection, identity_key
+from dropq.dropcontact.records import PreparedRecord, identity_key
 from dropq.workers.cache import Answer, CacheError, cacheable
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.runtime import Runtime
@@ -47,14 +47,15 @@ class Plan:
     wait_s: float | None = None
 
 
-def plan_part(rt: Runtime, job_id: str, prepared: Sequence[PreparedRecord | Rejection], options: JobOptions) -> Plan:
-    """The part's answers from the cache, and its other questions claimed (or the wait for them).
+def plan_part(rt: Runtime, job_id: str, firsts: Sequence[PreparedRecord], options: JobOptions) -> Plan:
+    """The answers the cache holds for a part's records (the first of their identity in the job), and the
+    other records' questions claimed (or the wait for another job's claims).
 
     A cache that cannot be read answers nothing and holds nothing back: the records go to the API.
     """
     if rt.cache is None or options.cache == "off":
         return Plan()
-    records = [r for r in prepared if isinstance(r, PreparedRecord) and r.identity_key]
+    records = [r for r in firsts if r.identity_key]
     keyed = [
         (r.index, rt.cache.key(str(r.identity_key), siren=options.siren, language=options.language)) for r in records
     ]

@@ -133,7 +133,10 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
     prepared = list(
         prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
     )
-    plan = plan_part(rt, job_id, prepared, options)
+    first_of = _first_seen(rt, job_id, prepared)
+    # Only the first record of each identity in the job is ever answered or sent: the others are duplicates.
+    firsts = [r for r in prepared if isinstance(r, PreparedRecord) and first_of.get(r.index) == r.index]
+    plan = plan_part(rt, job_id, firsts, options)
     if plan.wait_s is not None:
         ParkedParts(rt.redis, rt.settings.job_ttl_s).hold(job_id, offset, ParkedPart(part_id, list(contacts)))
         _log.info("part_waits_for_answers", job_id=job_id, part_id=part_id, offset=offset, check_in_s=plan.wait_s)
@@ -142,7 +145,7 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
     followups: list[Followup] = []
     number = -1
     end = offset
-    classified = _classified(rt, job_id, offset, contacts, prepared, plan.answers)
+    classified = _classified(job_id, offset, contacts, prepared, first_of, plan.answers)
     for number, segment in enumerate(split_into_segments(classified)):
         segment_id = segment_id_for(part_id, number)
         batch_id = batch_id_for(job_id, part_id, number) if segment.records else None
@@ -216,34 +219,43 @@ def fail_part(
     return followups + _part_done(rt, job_id, part_id, offset, offset + len(contacts))
 
 
+def _first_seen(rt: Runtime, job_id: str, prepared: Sequence[PreparedRecord | Rejection]) -> dict[int, int]:
+    """The index of the job's first record of each record's identity (itself when it is the first), by index.
+
+    One round trip per window of records, not one per record; asking again for the same records (a redelivery,
+    a part that waited) gives the same answers.
+    """
+    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s, rt.digest_key)
+    first_of: dict[int, int] = {}
+    for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
+        candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
+        firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
+        first_of.update((c.index, first) for c, first in zip(candidates, firsts, strict=True))
+    return first_of
+
+
 def _classified(
-    rt: Runtime,
     job_id: str,
     offset: int,
     contacts: Sequence[Any],
     prepared: Sequence[PreparedRecord | Rejection],
+    first_of: Mapping[int, int],
     answers: Mapping[int, Answer],
 ) -> Iterator[PreparedRecord | dict[str, Any]]:
     """Each input item in order: a record to send, or the outcome of one that is not sent (rejected, duplicate,
     answered from the result cache)."""
-    seen = SeenRecords(rt.redis, rt.settings.job_ttl_s, rt.digest_key)
-    # The first-seen look-up goes to Redis once per window of records, not once per record.
-    for window in _windows(iter(prepared), MAX_BATCH_RECORDS):
-        candidates = [item for item in window if isinstance(item, PreparedRecord) and item.identity_key]
-        firsts = seen.first_indexes(job_id, [(str(c.identity_key), c.index) for c in candidates])
-        first_of = {c.index: first for c, first in zip(candidates, firsts, strict=True)}
-        for item in window:
-            if isinstance(item, Rejection):
-                raw = contacts[item.index - offset]
-                yield _outcome(job_id, item.index, "rejected", item.message, raw, rule=item.rule)
-                continue
-            first = first_of.get(item.index, item.index)
-            if first != item.index:
-                reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
-                yield _outcome(job_id, item.index, "duplicate", reason, item.payload, first=first)
-                continue
-            answer = answers.get(item.index)
-            yield item if answer is None else cached_outcome(job_id, item.index, item.payload, answer)
+    for item in prepared:
+        if isinstance(item, Rejection):
+            raw = contacts[item.index - offset]
+            yield _outcome(job_id, item.index, "rejected", item.message, raw, rule=item.rule)
+            continue
+        first = first_of.get(item.index, item.index)
+        if first != item.index:
+            reason = f"record {item.index}: duplicate of record {first} (same {_identity_kind(item)})"
+            yield _outcome(job_id, item.index, "duplicate", reason, item.payload, first=first)
+            continue
+        answer = answers.get(item.index)
+        yield item if answer is None else cached_outcome(job_id, item.index, item.payload, answer)
 
 
 def _identity_kind(record: PreparedRecord) -> str:
