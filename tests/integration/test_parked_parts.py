@@ -58,3 +58,16 @@ def test_a_gap_wakes_nobody(redis_client: redis.Redis) -> None:
     ledger.mark_part_produced("j", "2", 2, 4)
     assert parked.produced("j", 2) is None
     assert parked.load("j", 4) is not None
+
+
+def test_parked_contacts_count_against_the_deployment_s_capacity_until_produced(redis_client: redis.Redis) -> None:
+    """Flow control sees parked parts (stored in Redis, not yet received): parking twice counts once."""
+    ledger, parked = _job(redis_client)
+    parked.park("j", 2, ParkedPart("2", [{"first_name": "Bob"}, {"first_name": "Cy"}]))
+    parked.park("j", 2, ParkedPart("2", [{"first_name": "Bob"}, {"first_name": "Cy"}]))  # a resend
+    parked.hold("j", 4, ParkedPart("4", [{"first_name": "Di"}]))
+    assert ledger.waiting_contacts() == 3
+    ledger.mark_part_produced("j", "0", 0, 2)
+    parked.produced("j", 2)
+    parked.produced("j", 4)
+    assert ledger.waiting_contacts() == 0

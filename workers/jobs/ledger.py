@@ -73,6 +73,7 @@ class JobStatus:
     deliveries_pending: int = 0
     deliveries_failed: int = 0
     parts_pending: int = 0
+    parked: int = 0
     final_seen: int = 0
     input_end: int = 0
     created_ms: int = 0
@@ -230,18 +231,19 @@ class JobLedger:
         return running
 
     def waiting_contacts(self) -> int:
-        """Contacts received by the running jobs and without a final outcome yet: what Redis holds for them.
+        """Contacts received by the running jobs and without a final outcome yet, parked parts' included: what
+        Redis holds for them.
 
         Two round trips whatever the number of jobs (the index, then every ledger's counters pipelined).
         """
         members = [str(m) for m in self._redis.zrange(keys.jobs_index_key(), 0, -1)]
         pipe = self._redis.pipeline(transaction=False)
         for job_id in members:
-            pipe.hmget(keys.job_key(job_id), "state", "received", *_ACCOUNTED)
+            pipe.hmget(keys.job_key(job_id), "state", "parked", "received", *_ACCOUNTED)
         waiting = 0
-        for state, received, *done in pipe.execute():
+        for state, parked, received, *done in pipe.execute():
             if state in ("running", "finishing"):
-                waiting += max(0, int(received or 0) - sum(int(n or 0) for n in done))
+                waiting += max(0, int(parked or 0)) + max(0, int(received or 0) - sum(int(n or 0) for n in done))
         return waiting
 
     def batch_ids(self, job_id: str) -> list[str]:

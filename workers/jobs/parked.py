@@ -2,7 +2,10 @@
 
 A part that arrives before its turn is stored here once, rather than sent
 round the broker again and again with its contacts; the producer of the part
-ahead of it wakes it with a message that carries only its offset.
+ahead of it wakes it with a message that carries only its offset. A part in
+its turn that waits for answers another job is getting is held here too. The
+job's ledger counts the contacts parked (``parked``), so that flow control
+sees them.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class ParkedParts:
         self._script = load_script(client, "parked_parts")
 
     def _keys(self, job_id: str) -> list[str]:
-        return [keys.job_produced_parts_key(job_id), keys.job_parked_parts_key(job_id)]
+        return [keys.job_produced_parts_key(job_id), keys.job_parked_parts_key(job_id), keys.job_key(job_id)]
 
     def park(self, job_id: str, offset: int, part: ParkedPart) -> bool:
         """Park the part at ``offset`` unless its turn has come; False when it has (nothing is stored)."""
@@ -66,4 +69,6 @@ class ParkedParts:
 
 
 def _payload(part: ParkedPart) -> str:
-    return json.dumps({"part_id": part.part_id, "contacts": part.contacts}, separators=(",", ":"), ensure_ascii=False)
+    # "n" first: parked_parts.lua reads the count from the head of the JSON, without decoding the contacts.
+    body = {"n": len(part.contacts), "part_id": part.part_id, "contacts": part.contacts}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

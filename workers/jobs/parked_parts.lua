@@ -7,7 +7,8 @@
 -- part's producer finds it here) or sees its turn has come and is not parked.
 --
 -- KEYS[1] produced parts sorted set dropq:job-produced:{job}  (member "start:end", score start)
--- KEYS[2] parked parts hash         dropq:job-parked:{job}    (offset -> JSON of part id and contacts)
+-- KEYS[2] parked parts hash         dropq:job-parked:{job}    (offset -> JSON {"n": contacts, "part_id", "contacts"})
+-- KEYS[3] job ledger hash           dropq:job:{job}           (field "parked": contacts parked, for flow control)
 -- ARGV[1] "park", "hold" or "produced"
 -- "park":     ARGV[2] offset, ARGV[3] the part's JSON, ARGV[4] TTL, seconds
 --             Returns 1 when parked, 0 when its turn has come (nothing stored).
@@ -29,15 +30,33 @@ local function produced_through()
   return covered
 end
 
+-- The contacts of a parked part, from the head of its JSON (written by ParkedParts, "n" first).
+local function contacts_in(raw)
+  if not raw then
+    return 0
+  end
+  return tonumber(string.match(raw, '^{"n":(%d+),')) or 0
+end
+
+-- The ledger counts parked contacts while it exists (no script recreates a job that is gone).
+local function count_parked(delta)
+  if delta ~= 0 and redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('HINCRBY', KEYS[3], 'parked', delta)
+  end
+end
+
 if ARGV[1] == 'park' or ARGV[1] == 'hold' then
   if ARGV[1] == 'park' and tonumber(ARGV[2]) <= produced_through() then
     return 0
   end
+  local before = contacts_in(redis.call('HGET', KEYS[2], ARGV[2]))
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+  count_parked(contacts_in(ARGV[3]) - before)
   return 1
 end
 
+count_parked(-contacts_in(redis.call('HGET', KEYS[2], ARGV[2])))
 redis.call('HDEL', KEYS[2], ARGV[2])
 local through = produced_through()
 if redis.call('HEXISTS', KEYS[2], string.format('%d', through)) == 1 then
