@@ -45,6 +45,8 @@ def install(settings: Settings) -> None:
             account=keys.account_id(settings.api_key or "sandbox"),
             rate_limit=settings.rate_limit,
             webhooks=bool(settings.webhook_url),
+            # The store's kind only: the URL may hold a password.
+            result_cache=settings.cache_url.split("://", 1)[0] if settings.cache_url else None,
         )
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         try:
