@@ -11,6 +11,7 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``worker``: a Celery worker on every dropq queue (``worker.py``).
 - ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
 - ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
+- ``metrics``: the deployment's Prometheus metrics, read from Redis (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 
 from dropq.cli.demo import demo_command
 from dropq.cli.enrich import enrich_command
+from dropq.cli.metrics import metrics_command
 from dropq.cli.status import credits_command, status_command
 from dropq.cli.webhooks import webhooks_command
 from dropq.cli.worker import worker_command
@@ -40,6 +42,7 @@ cli.add_command(credits_command, name="credits")
 cli.add_command(worker_command, name="worker")
 cli.add_command(sandbox_command, name="sandbox")
 cli.add_command(webhooks_command, name="webhooks")
+cli.add_command(metrics_command, name="metrics")
 
 
 def main() -> None:

@@ -56,6 +56,10 @@ DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
 # A push is one request's results: 250 records, each well under 16 kB once enriched.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+# `dropq metrics` answers this machine only unless told otherwise (its numbers describe the business).
+DEFAULT_METRICS_HOST = "127.0.0.1"
+# Beside Flower's 5555 and the receiver's 8081.
+DEFAULT_METRICS_PORT = 9750
 # The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
 DEFAULT_KEY_PREFIX = "dropq"
 # Contacts a deployment holds before dropq.enrich holds back new parts: about 300 bytes of Redis each
@@ -191,6 +195,8 @@ class Settings:
     )
     webhook_host: str = _var("DROPQ_WEBHOOK_HOST", _text, DEFAULT_WEBHOOK_HOST, "receiver bind address")
     webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
+    metrics_host: str = _var("DROPQ_METRICS_HOST", _text, DEFAULT_METRICS_HOST, "`dropq metrics` bind address")
+    metrics_port: int = _var("DROPQ_METRICS_PORT", _port, DEFAULT_METRICS_PORT, "`dropq metrics` port")
     webhook_max_body_bytes: int = _var(
         "DROPQ_WEBHOOK_MAX_BODY_BYTES", _positive_int, DEFAULT_WEBHOOK_MAX_BODY_BYTES, "largest push body read"
     )

@@ -43,6 +43,9 @@ hashes after the job TTL. When the ledger expires, the job id is free again.
 
 *Global keys without a TTL*: the running-jobs index (``jobs``) and the
 watchdog (``watchdog``); members leave them when their job or work is done.
+The metrics' counters (``stats``, ``api-calls``) only grow in value, over a
+bounded set of fields (``workers.metrics.fields``); the worker heartbeats
+(``workers``) drop members silent for a day.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ __all__ = [
     "webhook_early_key",
     "jobs_index_key",
     "sweep_lock_key",
+    "stats_key",
+    "api_calls_key",
+    "workers_key",
 ]
 
 # The account's limits are the API's, whatever deployment spends them.
@@ -267,3 +273,19 @@ def webhook_early_key(batch_id: str) -> str:
 def sweep_lock_key() -> str:
     """Held by the one worker sweeping for stalled batches (expires by itself)."""
     return _key("sweep-lock")
+
+
+# Metrics: what `dropq metrics` reads (workers.metrics).
+def stats_key() -> str:
+    """The deployment's counters since it started (a hash, fields named in ``workers.metrics.fields``)."""
+    return _key("stats")
+
+
+def api_calls_key(account: str) -> str:
+    """Requests this deployment's workers sent to the API (a hash ``{method}|{outcome}`` -> count)."""
+    return _key("api-calls", account)
+
+
+def workers_key() -> str:
+    """The deployment's live workers (a sorted set: worker name -> last heartbeat, Redis time in ms)."""
+    return _key("workers")

@@ -15,6 +15,7 @@
 -- KEYS[6] outcome unit hash      dropq:unit:{unit}      (ignored when ARGV[8] == "")
 -- KEYS[7] watchdog sorted set    dropq:watchdog
 -- KEYS[8] job progress hash      dropq:job-progress:{job}  (part id -> first input index not yet committed)
+-- KEYS[9] deployment counters    dropq:stats  (workers.metrics.fields; no TTL, bounded fields)
 -- ARGV[1] segment id
 -- ARGV[2] batch id, or "" when the segment has no batch
 -- ARGV[3] batch records, JSON as sent to the API
@@ -30,7 +31,9 @@
 -- ARGV[13] the segment's end (input index after its last record)
 -- ARGV[14] watchdog deadline, milliseconds (Redis time)
 -- ARGV[15] records failed in the segment (integer: a produce that failed on a bug fails the rest of its part)
--- ARGV[16..] watchdog members armed with it: the batch's, and one per destination of the outcomes
+-- ARGV[16] the deployment's counters to add, JSON {field: amount}, or ""
+-- ARGV[17] now, milliseconds (Redis time): the batch's created_ms
+-- ARGV[18..] watchdog members armed with it: the batch's, and one per destination of the outcomes
 -- Returns 1 when committed, 0 when this segment was already committed, -1 when the job is gone.
 -- TTL: every key written gets ARGV[10]; finished jobs' cleanup shortens them.
 
@@ -47,7 +50,7 @@ if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'job_id', ARGV[11], 'state', 'pending', 'count', ARGV[4], 'seq', 0,
-    'errors', 0, 'polls', 0)
+    'errors', 0, 'polls', 0, 'created_ms', ARGV[17])
   redis.call('EXPIRE', KEYS[3], ttl)
   redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
   redis.call('SADD', KEYS[5], ARGV[2])
@@ -66,7 +69,12 @@ if ARGV[8] ~= '' and destinations > 0 then
 end
 redis.call('HSET', KEYS[8], ARGV[12], ARGV[13])
 redis.call('EXPIRE', KEYS[8], ttl)
-for i = 16, #ARGV do
+if ARGV[16] ~= '' then
+  for field, amount in pairs(cjson.decode(ARGV[16])) do
+    redis.call('HINCRBY', KEYS[9], field, amount)
+  end
+end
+for i = 18, #ARGV do
   redis.call('ZADD', KEYS[7], tonumber(ARGV[14]), ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ttl)
