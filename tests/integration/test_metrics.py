@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from dropq.config.settings import from_env
 from dropq.workers import keys
 from dropq.workers.limiter.credits import CreditGuard
+from dropq.workers.metrics.collector import DropqCollector
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import ROOT, client_app
@@ -94,7 +97,7 @@ def test_metrics_after_a_job_match_the_ledger_the_status_and_the_sandbox(
     # than the first poll's 0.3 s to process a batch (so the delay from ready to delivered is known)
     env = worker_env(redis_url, sandbox, tmp_path)
     start_worker(env, concurrency=4)
-    sandbox.configure(storm_s=0.5, processing_min_s=0.5, processing_max_s=1.0)
+    sandbox.configure(storm_s=0.5, processing_min_s=0.8, processing_max_s=1.2)
     contacts = make_contacts(1200, invalid_every=37, duplicate_every=23)
     app = client_app(redis_url)
     # When
@@ -203,3 +206,14 @@ def test_broker_depth_counts_ready_and_scheduled_messages_and_the_pause_shows(
     assert value(after, "dropq_broker_messages", queue="dropq.produce", stage="produce", state="scheduled") == 1
     assert value(after, "dropq_workers_alive") == 1
     assert value(paused, "dropq_credits_paused", account=keys.account_id(sandbox.api_key)) == 1
+
+
+def test_a_scrape_while_redis_is_away_says_so_and_nothing_else() -> None:
+    """With Redis unreachable, the collector answers dropq_up 0 alone, not stale or zero business values."""
+    # Given: a port nobody listens on
+    url = f"redis://127.0.0.1:{_free_port()}/0"
+    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+    # When
+    families = list(DropqCollector(client, from_env({"REDIS_URL": url})).collect())
+    # Then
+    assert [(f.name, [s.value for s in f.samples]) for f in families] == [("dropq_up", [0.0])]
