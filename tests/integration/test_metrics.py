@@ -93,11 +93,11 @@ def test_metrics_after_a_job_match_the_ledger_the_status_and_the_sandbox(
     start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path, scrape: Callable[[dict[str, str]], Samples]
 ) -> None:
     """After a job with rejects, duplicates and a 429 storm, /metrics says what the ledger, status and API saw."""
-    # Given: a worker, the API answering 429 to everything for its first half second, then taking longer
-    # than the first poll's 0.3 s to process a batch (so the delay from ready to delivered is known)
+    # Given: a worker, the API answering 429 to everything until it has answered one (a storm), then taking
+    # longer than the first poll's 0.3 s to process a batch (so the delay from ready to delivered is known)
     env = worker_env(redis_url, sandbox, tmp_path)
     start_worker(env, concurrency=4)
-    sandbox.configure(storm_s=0.5, processing_min_s=0.8, processing_max_s=1.2)
+    sandbox.configure(storm_s=600, processing_min_s=0.8, processing_max_s=1.2)
     contacts = make_contacts(1200, invalid_every=37, duplicate_every=23)
     app = client_app(redis_url)
     # When
@@ -105,6 +105,11 @@ def test_metrics_after_a_job_match_the_ledger_the_status_and_the_sandbox(
         app.send_task("dropq.enrich", kwargs={"contacts": contacts, "job_id": "metrics-1"}).get(timeout=30)
     finally:
         app.close()
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["rate_limited"] == 0:
+        assert time.monotonic() < deadline, "no request reached the API"
+        time.sleep(0.05)
+    sandbox.configure(storm_s=0)
     status = wait_for_job(redis_url, "metrics-1")
     # The workers flush their request counts once a second: wait until every request the API saw is in.
     api = sandbox.stats()

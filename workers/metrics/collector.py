@@ -4,7 +4,7 @@ Nothing is kept in the exporter's memory: every value is read from what the work
 Redis (the job scripts' counters, the ledgers, the batches, the limiter, the credits, the broker),
 so one ``dropq metrics`` is right for any pool and any number of workers and machines, and a
 restart of it loses nothing. The readers are the stores' own (``CreditGuard.status``,
-``RateLimiter.state``, ``JobLedger.read_many``, ``BatchStore.get_many``, ``parse_member``).
+``RateLimiter.state``, ``JobLedger.read_many``, ``BatchStore.states_of``, ``parse_member``).
 Names follow Prometheus's conventions: ``dropq_`` then what, then the unit; counters end in
 ``_total``. The account is labelled by its short hash, never the key.
 """
@@ -190,11 +190,12 @@ class DropqCollector(Collector):
                 pending[w.destination] += 1
         by_state: Counter[str] = Counter({str(state): 0 for state in OPEN_STATES})
         oldest_ms = now_ms
-        for batch in self._batches.get_many(batch_ids):
-            if batch is None or batch.state not in OPEN_STATES:
+        for found in self._batches.states_of(batch_ids):
+            if found is None or found[0] not in OPEN_STATES:
                 continue
-            by_state[str(batch.state)] += 1
-            created_ms = batch.created_ms or created_by_job.get(batch.job_id, 0)
+            state, job_id, created_ms = found
+            by_state[str(state)] += 1
+            created_ms = created_ms or created_by_job.get(job_id, 0)
             if created_ms:
                 oldest_ms = min(oldest_ms, created_ms)
         batches = GaugeMetricFamily("dropq_batches", "Batches not closed yet, by state", labels=["state"])
