@@ -12,6 +12,7 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
 - ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
 - ``cache``: forget a contact, clear or purge the result cache (``cache.py``).
+- ``metrics``: the deployment's Prometheus metrics, read from Redis (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import click
 from dropq.cli.cache import cache_command
 from dropq.cli.demo import demo_command
 from dropq.cli.enrich import enrich_command
+from dropq.cli.metrics import metrics_command
 from dropq.cli.status import credits_command, status_command
 from dropq.cli.webhooks import webhooks_command
 from dropq.cli.worker import worker_command
@@ -43,6 +45,7 @@ cli.add_command(worker_command, name="worker")
 cli.add_command(sandbox_command, name="sandbox")
 cli.add_command(webhooks_command, name="webhooks")
 cli.add_command(cache_command, name="cache")
+cli.add_command(metrics_command, name="metrics")
 
 
 def main() -> None:

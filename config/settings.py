@@ -60,6 +60,10 @@ DEFAULT_WEBHOOK_HOST = "0.0.0.0"
 # (Dropcontact's own data changes, people change jobs: a month is the conservative side).
 DEFAULT_CACHE_MAX_AGE_DAYS = 30.0
 DEFAULT_CACHE_NOT_FOUND_MAX_AGE_DAYS = 7.0
+# `dropq metrics` answers this machine only unless told otherwise (its numbers describe the business).
+DEFAULT_METRICS_HOST = "127.0.0.1"
+# Beside Flower's 5555 and the receiver's 8081.
+DEFAULT_METRICS_PORT = 9750
 # The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
 DEFAULT_KEY_PREFIX = "dropq"
 # Contacts a deployment holds before dropq.enrich holds back new parts: about 300 bytes of Redis each
@@ -195,6 +199,8 @@ class Settings:
     )
     webhook_host: str = _var("DROPQ_WEBHOOK_HOST", _text, DEFAULT_WEBHOOK_HOST, "receiver bind address")
     webhook_port: int = _var("DROPQ_WEBHOOK_PORT", _port, DEFAULT_WEBHOOK_PORT, "receiver port")
+    metrics_host: str = _var("DROPQ_METRICS_HOST", _text, DEFAULT_METRICS_HOST, "`dropq metrics` bind address")
+    metrics_port: int = _var("DROPQ_METRICS_PORT", _port, DEFAULT_METRICS_PORT, "`dropq metrics` port")
     webhook_max_body_bytes: int = _var(
         "DROPQ_WEBHOOK_MAX_BODY_BYTES", _positive_int, DEFAULT_WEBHOOK_MAX_BODY_BYTES, "largest push body read"
     )

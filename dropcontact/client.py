@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -108,6 +108,8 @@ class DropcontactClient:
         read_timeout_s: how long to wait for each read of the answer.
         session: a session to use (it gets our headers and is not closed by ``close``).
         user_agent: replaces ``dropq/<version>``.
+        on_answer: called after each request with its method and HTTP status (None when no answer came):
+            how a worker counts its requests for the metrics; it must be quick and never raise.
 
     Raises:
         ValueError: an empty key, a key that cannot be sent as a header, or a base URL that is not http(s).
@@ -123,6 +125,7 @@ class DropcontactClient:
         session: requests.Session | None = None,
         user_agent: str | None = None,
         pool_maxsize: int = POOL_MAXSIZE,
+        on_answer: Callable[[str, int | None], None] | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ValueError("api_key must be a non-empty string")
@@ -135,6 +138,7 @@ class DropcontactClient:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout_s = (connect_timeout_s, read_timeout_s)
+        self._on_answer = on_answer
         self._owns_session = session is None
         self._session = session if session is not None else self._new_session(pool_maxsize)
         self._session.headers.update(
@@ -213,7 +217,11 @@ class DropcontactClient:
             )
             content = response.content
         except requests.RequestException as exc:
+            if self._on_answer is not None:
+                self._on_answer(method, None)
             raise _network_error(exc, method, path, request_id) from exc
+        if self._on_answer is not None:
+            self._on_answer(method, response.status_code)
         try:
             decoded: Any = json.loads(content) if content else None
         except ValueError:

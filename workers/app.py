@@ -12,6 +12,7 @@ from celery import Celery
 from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
 from dropq.config.settings import from_env
 from dropq.workers import broker, keys, logs, queues, runtime, startup, sweeper
+from dropq.workers.metrics import recorder
 
 __all__ = ["app", "settings"]
 
@@ -28,3 +29,4 @@ queues.install(settings, app)
 runtime.install(settings, app)
 startup.install(settings)
 sweeper.install(settings, app)
+recorder.install(settings.redis_url)

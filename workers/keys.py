@@ -43,8 +43,11 @@ hashes after the job TTL. When the ledger expires, the job id is free again.
 
 *Global keys without a TTL*: the running-jobs index (``jobs``) and the
 watchdog (``watchdog``); members leave them when their job or work is done.
-Claims on questions in flight (``inflight``) belong to no job's set: each has
-a TTL of a batch's longest life and goes when its batch closes.
+The metrics' counters (``stats``, ``api-calls``) only grow in value, over a
+bounded set of fields (``workers.metrics.fields``); the worker heartbeats
+(``workers``) drop members silent for a day. Claims on questions in flight
+(``inflight``) belong to no job's set: each has a TTL of a batch's longest
+life and goes when its batch closes.
 """
 
 from __future__ import annotations
@@ -90,6 +93,9 @@ __all__ = [
     "cache_entry_key",
     "cache_purge_lock_key",
     "inflight_key",
+    "stats_key",
+    "api_calls_key",
+    "workers_key",
 ]
 
 # The account's limits are the API's, whatever deployment spends them.
@@ -288,3 +294,19 @@ def cache_purge_lock_key() -> str:
 def inflight_key(digest_hex: str) -> str:
     """The job whose batch asks the API this question now (``jobs.inflight``), by keyed digest."""
     return _key("inflight", digest_hex)
+
+
+# Metrics: what `dropq metrics` reads (workers.metrics).
+def stats_key() -> str:
+    """The deployment's counters since it started (a hash, fields named in ``workers.metrics.fields``)."""
+    return _key("stats")
+
+
+def api_calls_key(account: str) -> str:
+    """Requests this deployment's workers sent to the API (a hash ``{method}|{outcome}`` -> count)."""
+    return _key("api-calls", account)
+
+
+def workers_key() -> str:
+    """The deployment's live workers (a sorted set: worker name -> last heartbeat, Redis time in ms)."""
+    return _key("workers")

@@ -40,6 +40,7 @@ from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.limiter.gcra import LimiterPolicy
 from dropq.workers.limiter.limiter import RateLimiter
 from dropq.workers.limiter.redis_store import RedisStore
+from dropq.workers.metrics.recorder import ApiCallCounter
 
 __all__ = ["Runtime", "RedisClock", "build_runtime", "digest_key_for", "get_runtime", "install"]
 
@@ -150,6 +151,8 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         read_timeout_s=settings.read_timeout_s,
         # One kept connection per thread of the pool (prefork: one per process, the rest idle).
         pool_maxsize=int(app.conf.worker_concurrency or DEFAULT_WORKER_THREADS),
+        # Every request counted for `dropq metrics`, in memory, flushed once a second.
+        on_answer=ApiCallCounter(client, account),
     )
     watchdog = Watchdog(client, stall_ms(settings), settings.job_ttl_s)
     clock = RedisClock(client)

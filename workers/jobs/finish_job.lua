@@ -12,10 +12,12 @@
 -- ("release": finishing -> running) for the next finish check.
 --
 -- KEYS[1] job ledger hash dropq:job:{job}
+-- KEYS[2] deployment counters dropq:stats ("end" only: ARGV[5] is incremented there, once per job)
 -- ARGV[1] now, milliseconds (Redis time)
 -- ARGV[2] finisher id
 -- ARGV[3] "begin", "heartbeat", "release" or "end"
 -- ARGV[4] after how long a silent finisher is replaced, milliseconds
+-- ARGV[5] with "end": the counter of finished jobs in KEYS[2]
 -- Returns 1 when the caller is (still) the finisher and should go on (or its release applied), 0 otherwise.
 -- TTL: unchanged.
 
@@ -26,6 +28,9 @@ local mine = state == 'finishing' and f[7] == ARGV[2]
 if ARGV[3] == 'end' then
   if not mine then return 0 end
   redis.call('HSET', KEYS[1], 'state', 'finished', 'finished_ms', ARGV[1])
+  if KEYS[2] then
+    redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
+  end
   return 1
 end
 if ARGV[3] == 'heartbeat' then

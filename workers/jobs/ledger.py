@@ -19,6 +19,7 @@ from dropq.workers import keys
 from dropq.workers.jobs import seen
 from dropq.workers.jobs.options import JobOptions, JobOptionsError
 from dropq.workers.jobs.scripts import load_script
+from dropq.workers.metrics.fields import JOBS_FINISHED
 
 __all__ = ["JobLedger", "JobStatus", "JobFinishedError", "PartVerdict", "FINISHED_BULK_TTL_S"]
 
@@ -205,15 +206,7 @@ class JobLedger:
     def read(self, job_id: str) -> JobStatus | None:
         """The job's ledger, or None when there is no such job (or it expired)."""
         raw: dict[str, str] = self._redis.hgetall(keys.job_key(job_id))  # type: ignore[assignment]
-        if not raw:
-            return None
-        values: dict[str, Any] = {"job_id": job_id}
-        for name, value in raw.items():
-            if name in _INT_FIELDS:
-                values[name] = int(value)
-            elif name in ("state", "fatal_reason", "options"):
-                values[name] = value
-        return JobStatus(**values)
+        return _status_of(job_id, raw)
 
     def running_jobs(self) -> list[str]:
         """Ids of the jobs not finished yet; ids whose ledger has expired are dropped from the index."""
@@ -245,6 +238,13 @@ class JobLedger:
             if state in ("running", "finishing"):
                 waiting += max(0, int(parked or 0)) + max(0, int(received or 0) - sum(int(n or 0) for n in done))
         return waiting
+
+    def read_many(self, job_ids: list[str]) -> list[JobStatus | None]:
+        """The ledgers of these jobs (None for those gone), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(keys.job_key(job_id))
+        return [_status_of(job_id, raw) for job_id, raw in zip(job_ids, pipe.execute(), strict=True)]
 
     def batch_ids(self, job_id: str) -> list[str]:
         """Every batch of the job (halves of split batches included)."""
@@ -287,7 +287,9 @@ class JobLedger:
 
     def end_finish(self, job_id: str, finisher: str, now_ms: int) -> bool:
         """Mark the job finished once its completion was announced."""
-        if not self._finish(keys=[keys.job_key(job_id)], args=[now_ms, finisher, "end", 0]):
+        if not self._finish(
+            keys=[keys.job_key(job_id), keys.stats_key()], args=[now_ms, finisher, "end", 0, JOBS_FINISHED]
+        ):
             return False
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrem(keys.jobs_index_key(), job_id)
@@ -302,6 +304,18 @@ class JobLedger:
         # The digests (a few bytes per contact) go now: a finished job takes no new contact to compare.
         seen.forget(self._redis, job_id)
         return True
+
+
+def _status_of(job_id: str, raw: dict[str, str]) -> JobStatus | None:
+    if not raw:
+        return None
+    values: dict[str, Any] = {"job_id": job_id}
+    for name, value in raw.items():
+        if name in _INT_FIELDS:
+            values[name] = int(value)
+        elif name in ("state", "fatal_reason", "options"):
+            values[name] = value
+    return JobStatus(**values)
 
 
 def _job_keys(job_id: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import redis
 from dropq.workers import keys
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import delivery_member
+from dropq.workers.metrics.fields import delivery_field
 
 __all__ = ["OutcomeStore", "STATUSES", "batch_unit_id", "segment_unit_id", "job_of_unit"]
 
@@ -68,6 +69,13 @@ class OutcomeStore:
             keys.job_deliveries_key(job_id),
             keys.unit_key(unit_id),
             keys.watchdog_key(),
+            keys.stats_key(),
         ]
-        args = [f"{unit_id}|{destination}", "1" if gave_up else "0", self._ttl_s, delivery_member(unit_id, destination)]
+        args = [
+            f"{unit_id}|{destination}",
+            "1" if gave_up else "0",
+            self._ttl_s,
+            delivery_member(unit_id, destination),
+            delivery_field(destination, failed=gave_up),
+        ]
         return bool(self._done(keys=script_keys, args=args))

@@ -76,7 +76,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         # that finds it ready (late polls at saturation, a webhook's safety poll) says only "before".
         rt.processing.record(batch.count, processing_estimate_s(batch.last_look_s, age_s))
     if result.state is FetchState.READY or (force and result.state is FetchState.IN_PROGRESS):
-        return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY)
+        return accept_results(rt, batch, result.records, partial=result.state is not FetchState.READY, polled=True)
     if force:
         # Even forced, nothing: the API does not know this request (expired, or lost on its side).
         return fail_batch(rt, batch, f"no result from the API {age_s:.0f}s after submit (request {batch.request_id})")
