@@ -11,6 +11,8 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``worker``: a Celery worker on every dropq queue (``worker.py``).
 - ``sandbox``: the API emulator as a server (``dropcontact.sandbox.cli``).
 - ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
+- ``flower``: Flower on dropq's app, behind basic auth (``flower.py``).
+- ``health``: one line and 0 or 1, for healthchecks (``health.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import click
 
 from dropq.cli.demo import demo_command
 from dropq.cli.enrich import enrich_command
+from dropq.cli.flower import flower_command
+from dropq.cli.health import health_command
+from dropq.cli.serving import with_server_logging
 from dropq.cli.status import credits_command, status_command
 from dropq.cli.webhooks import webhooks_command
 from dropq.cli.worker import worker_command
@@ -38,8 +43,10 @@ cli.add_command(demo_command, name="demo")
 cli.add_command(status_command, name="status")
 cli.add_command(credits_command, name="credits")
 cli.add_command(worker_command, name="worker")
-cli.add_command(sandbox_command, name="sandbox")
+cli.add_command(with_server_logging(sandbox_command), name="sandbox")
 cli.add_command(webhooks_command, name="webhooks")
+cli.add_command(flower_command, name="flower")
+cli.add_command(health_command, name="health")
 
 
 def main() -> None:

@@ -176,7 +176,7 @@ class LocalStack:
         self._logs.append(log)
         with log.open("wb") as out:
             self._sandbox = subprocess.Popen(
-                [sys.executable, "-m", "dropq.dropcontact.sandbox"],
+                [sys.executable, "-m", "dropq", "sandbox"],  # `dropq sandbox`: logs as the workers do
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
