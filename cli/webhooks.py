@@ -35,7 +35,7 @@ def webhooks_command(host: str | None, port: int | None) -> None:
 
     receiver = create_receiver_app(get_runtime, send)
     bind = (host or settings.webhook_host, port if port is not None else settings.webhook_port)
-    _log.info("receiver_listening", host=bind[0], port=bind[1], prefix=settings.key_prefix)
+    _log.info("receiver_listening", address=bind[0], port=bind[1], prefix=settings.key_prefix)
     uvicorn.run(
         receiver,
         host=bind[0],

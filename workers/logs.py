@@ -180,6 +180,8 @@ def install(settings: Settings) -> None:
 
     @signals.celeryd_init.connect(weak=False)
     def _quiet_worker(instance: Any = None, **_: Any) -> None:
+        # Configured this early (Celery's own setup comes later): the superuser warning comes right after.
+        configure_logging(settings)
         # The banner is printed, not logged: off, and said as one event once the worker is set up.
         if instance is not None:
             instance.quiet = True
