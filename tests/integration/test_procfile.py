@@ -3,6 +3,7 @@ that start, and the compose file is safe as shipped (no open Redis, no open Flow
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -165,6 +166,10 @@ def test_the_compose_commands_start_and_their_healthchecks_pass(redis_url: str) 
     finally:
         outputs = [_stop(p) for p in started]
     assert not any("pw-9f2c" in out for out in outputs), "a password reached a log"
+    # DROPQ_LOG_FORMAT=json, as compose sets it: the worker, the receiver and Flower write JSON lines only
+    for output in outputs:
+        for line in filter(str.strip, output.splitlines()):
+            assert isinstance(json.loads(line), dict), line
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None and os.environ.get("CI") != "true",
