@@ -144,7 +144,8 @@ def _route_worker_notices() -> None:
     notices = structlog.get_logger("celery.worker")
 
     def say(msg: str, f: Any = None) -> None:
-        notices.warning("worker_signal", notice=str(msg).strip())
+        # A shutdown asked for is routine (a deploy, a scale-down): info, like the banner it replaces.
+        notices.info("worker_signal", notice=str(msg).strip())
 
     # Celery has no hook for these: its signal handlers call this module function by name.
     celery_worker.safe_say = say
@@ -195,7 +196,8 @@ def install(settings: Settings) -> None:
             "worker_starting",
             worker=str(sender),
             queues=queues,
-            pool=getattr(getattr(instance, "pool_cls", None), "__name__", None),
+            # Celery's pool classes are all TaskPool: the module says which (thread, prefork, solo...).
+            pool=str(getattr(getattr(instance, "pool_cls", None), "__module__", "")).rsplit(".", 1)[-1] or None,
             concurrency=getattr(instance, "concurrency", None),
         )
 
