@@ -13,6 +13,8 @@ act on (exit status 2 for bad input or configuration, 1 for a failed run,
 - ``webhooks``: the receiver the API pushes results to (``webhooks.py``).
 - ``cache``: forget a contact, clear or purge the result cache (``cache.py``).
 - ``metrics``: the deployment's Prometheus metrics, read from Redis (``metrics.py``).
+- ``flower``: Flower on dropq's app, behind basic auth (``flower.py``).
+- ``health``: one line and 0 or 1, for healthchecks (``health.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import click
 from dropq.cli.cache import cache_command
 from dropq.cli.demo import demo_command
 from dropq.cli.enrich import enrich_command
+from dropq.cli.flower import flower_command
+from dropq.cli.health import health_command
 from dropq.cli.metrics import metrics_command
+from dropq.cli.serving import with_server_logging
 from dropq.cli.status import credits_command, status_command
 from dropq.cli.webhooks import webhooks_command
 from dropq.cli.worker import worker_command
@@ -42,10 +47,12 @@ cli.add_command(demo_command, name="demo")
 cli.add_command(status_command, name="status")
 cli.add_command(credits_command, name="credits")
 cli.add_command(worker_command, name="worker")
-cli.add_command(sandbox_command, name="sandbox")
+cli.add_command(with_server_logging(sandbox_command), name="sandbox")
 cli.add_command(webhooks_command, name="webhooks")
 cli.add_command(cache_command, name="cache")
 cli.add_command(metrics_command, name="metrics")
+cli.add_command(flower_command, name="flower")
+cli.add_command(health_command, name="health")
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from dropq.config.settings import Settings
 from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
 from dropq.errors import WorkerError
 from dropq.workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
+from dropq.workers.redaction import ContactSafeAMQP
 
 __all__ = ["LocalStack", "LocalStackError", "SANDBOX_LOCAL_DEFAULTS", "LOCAL_POLLING", "client_app"]
 
@@ -60,7 +61,8 @@ class LocalStackError(CliError):
 
 def client_app(settings: Settings) -> Celery:
     """A Celery app that only sends tasks and pings workers (no task of ours is imported)."""
-    app = Celery("dropq-cli", broker=settings.effective_broker_url, backend=settings.redis_url)
+    # ContactSafeAMQP: the messages' headers describe a dropq.enrich call (a count), never its contacts.
+    app = Celery("dropq-cli", broker=settings.effective_broker_url, backend=settings.redis_url, amqp=ContactSafeAMQP)
     app.conf.update(
         task_serializer="json", accept_content=["json"], result_serializer="json", task_routes=caller_routes(settings)
     )
@@ -174,7 +176,7 @@ class LocalStack:
         self._logs.append(log)
         with log.open("wb") as out:
             self._sandbox = subprocess.Popen(
-                [sys.executable, "-m", "dropq.dropcontact.sandbox"],
+                [sys.executable, "-m", "dropq", "sandbox"],  # `dropq sandbox`: logs as the workers do
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import click
+import structlog
 
-from dropq.cli.checks import settings_or_exit
+from dropq.cli.serving import start_server_logging
 
 __all__ = ["webhooks_command"]
+
+_log = structlog.get_logger("dropq.webhooks")
 
 
 @click.command()
@@ -23,19 +26,22 @@ def webhooks_command(host: str | None, port: int | None) -> None:
     from dropq.workers.runtime import get_runtime
     from dropq.workers.webhook_receiver import create_receiver_app
 
-    settings = settings_or_exit()
+    settings = start_server_logging()
     if not settings.webhook_url:
-        click.echo("warning: DROPQ_WEBHOOK_URL is not set, so no submit asks the API to push here", err=True)
+        _log.warning("webhook_url_unset", reason="DROPQ_WEBHOOK_URL is not set, so no submit asks the API to push here")
 
     def send(item: Followup) -> None:
         dispatch(get_runtime(), app, item)
 
     receiver = create_receiver_app(get_runtime, send)
+    bind = (host or settings.webhook_host, port if port is not None else settings.webhook_port)
+    _log.info("receiver_listening", address=bind[0], port=bind[1], prefix=settings.key_prefix)
     uvicorn.run(
         receiver,
-        host=host or settings.webhook_host,
-        port=port if port is not None else settings.webhook_port,
+        host=bind[0],
+        port=bind[1],
         log_level="warning",
+        log_config=None,  # uvicorn's records go through the process's logging (JSON lines when asked)
         access_log=False,  # the path holds the batch's secret token
         # A head that is late or too big, an idle connection, a flood of connections: all bounded.
         **server_limits(),

@@ -31,6 +31,9 @@ __all__ = ["worker_command"]
 # and what it sends for each: a closed terminal (SIGHUP) is a warm shutdown.
 _FORWARDED = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGINT, signal.SIGQUIT: signal.SIGQUIT,
               signal.SIGHUP: signal.SIGTERM}  # fmt: skip
+# The levels dropq's logging knows (DROPQ_LOG_LEVEL), and the variable that hands -l to the processes.
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_LEVEL_VARIABLE = "DROPQ_LOG_LEVEL"
 # Options that name one process (several would clash), and files that need a per-process %n or %i.
 _ONE_PROCESS_OPTIONS = ("-n", "--hostname", "-D", "--detach")
 _PER_PROCESS_FILES = ("--pidfile", "--logfile", "-f")
@@ -51,16 +54,25 @@ _STOP_OTHERS_S = 60.0
     default=None,
     help=f"threads per process: requests in flight (default: {DEFAULT_WORKER_THREADS})",
 )
-@click.option("-l", "--loglevel", default="info", show_default=True, help="Celery's log level")
+@click.option(
+    "-l",
+    "--loglevel",
+    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="log level of every worker process (default: DROPQ_LOG_LEVEL, info)",
+)
 @click.pass_context
-def worker_command(ctx: click.Context, processes: int | None, concurrency: int | None, loglevel: str) -> None:
+def worker_command(ctx: click.Context, processes: int | None, concurrency: int | None, loglevel: str | None) -> None:
     """Run workers on every dropq queue; other options (e.g. -P, --autoscale, -n with -p 1) go to `celery worker`."""
     settings = settings_or_exit()
     count = processes or _usable_cores()
     extra = list(ctx.args)
-    args = [sys.executable, "-m", "celery", "-A", "dropq", "worker", "-l", loglevel]
+    level = (loglevel or settings.log_level).lower()
+    args = [sys.executable, "-m", "celery", "-A", "dropq", "worker", "-l", level]
     if concurrency:
         args += ["-c", str(concurrency)]
+    # dropq's logging reads its level from the settings (Celery's -l alone would not reach it).
+    os.environ[_LOG_LEVEL_VARIABLE] = level
     if count == 1:
         os.execvp(sys.executable, [*args, *extra])
     _check_group_options(extra)

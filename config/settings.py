@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # Facts of the API (its URL, timings, client timeouts) are defined once, by the API package.
 from dropq.dropcontact.backoff import (
@@ -27,7 +28,16 @@ from dropq.dropcontact.client import DEFAULT_BASE_URL as DEFAULT_API_URL
 from dropq.dropcontact.client import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S
 from dropq.errors import InvalidValueError
 
-__all__ = ["Settings", "SettingsError", "from_env", "ENV_VARS", "DEFAULT_API_URL", "DEFAULT_KEY_PREFIX"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "from_env",
+    "ENV_VARS",
+    "SECRET_VARS",
+    "FILE_SUFFIX",
+    "DEFAULT_API_URL",
+    "DEFAULT_KEY_PREFIX",
+]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # The API allows 60 requests per second per account, POSTs and GETs together.
@@ -71,6 +81,10 @@ DEFAULT_KEY_PREFIX = "dropq"
 DEFAULT_MAX_WAITING_CONTACTS = 250_000
 _KEY_PREFIX = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_WEBHOOK_PORT = 8081
+# ``{VARIABLE}_FILE`` names a file holding a secret variable's value (Docker's and Kubernetes' secrets).
+FILE_SUFFIX = "_FILE"
+# A secret file is a few bytes; anything bigger is the wrong file.
+_MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class SettingsError(InvalidValueError):
@@ -166,6 +180,18 @@ def _var(name: str, parse: Callable[[str, str], Any], default: Any, doc: str) ->
     return field(default=default, metadata={"env": name, "parse": parse, "doc": doc})
 
 
+def _secret(name: str, parse: Callable[[str, str], Any], default: Any, doc: str) -> Any:
+    # Kept out of repr (a password may sit in a URL); also read from {name}_FILE.
+    return field(default=default, repr=False, metadata={"env": name, "parse": parse, "doc": doc, "secret": True})
+
+
+def _basic_auth(variable: str, raw: str) -> str:
+    # Flower's format: user:password, several separated by commas.
+    if not all(user and password for user, _, password in (pair.partition(":") for pair in raw.split(","))):
+        raise SettingsError(variable, "[redacted]", "user:password pairs separated by commas")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything dropq reads from the environment, with working defaults.
@@ -176,7 +202,7 @@ class Settings:
     api_key: str | None = field(
         default=None,
         repr=False,
-        metadata={"env": "DROPCONTACT_API_KEY", "parse": _text, "doc": "the access token"},
+        metadata={"env": "DROPCONTACT_API_KEY", "parse": _text, "doc": "the access token", "secret": True},
     )
     digest_secret: str | None = field(
         default=None,
@@ -185,11 +211,18 @@ class Settings:
             "env": "DROPQ_DIGEST_SECRET",
             "parse": _text,
             "doc": "key of the de-duplication digests (default: derived from the API key)",
+            "secret": True,
         },
     )
     api_url: str = _var("DROPCONTACT_API_URL", _url(("http", "https")), DEFAULT_API_URL, "base URL of the API")
-    redis_url: str = _var("REDIS_URL", _url(("redis", "rediss", "unix")), DEFAULT_REDIS_URL, "Redis for state")
-    broker_url: str = _var("CELERY_BROKER_URL", _url(("redis", "rediss", "amqp", "amqps")), "", "Celery broker")
+    redis_url: str = _secret("REDIS_URL", _url(("redis", "rediss", "unix")), DEFAULT_REDIS_URL, "Redis for state")
+    broker_url: str = _secret("CELERY_BROKER_URL", _url(("redis", "rediss", "amqp", "amqps")), "", "Celery broker")
+    redis_password: str | None = _secret(
+        "REDIS_PASSWORD", _text, None, "Redis's requirepass, added to REDIS_URL and a Redis CELERY_BROKER_URL"
+    )
+    flower_basic_auth: str | None = _secret(
+        "FLOWER_BASIC_AUTH", _basic_auth, None, "user:password pairs that `dropq flower` asks for"
+    )
     rate_limit: float = _var("DROPQ_RATE_LIMIT", _positive_float, DEFAULT_RATE_LIMIT, "requests/s, all workers")
     rate_margin: float = _var("DROPQ_RATE_MARGIN", _fraction, DEFAULT_RATE_MARGIN, "share of the limit issued")
     destinations_path: str = _var("DROPQ_DESTINATIONS", _text, DEFAULT_DESTINATIONS, "destination config file")
@@ -260,6 +293,17 @@ class Settings:
     log_format: str = _var("DROPQ_LOG_FORMAT", _choice("auto", "json", "console"), "auto", "log renderer")
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value these settings hold (for the log scrubber): keys, passwords, auth pairs."""
+        values = [self.api_key, self.digest_secret, self.redis_password]
+        for url in (self.redis_url, self.broker_url):
+            password = _URL_PASSWORD.search(url)
+            values.append(password.group(1) if password else None)
+        for pair in (self.flower_basic_auth or "").split(","):
+            values.append(pair.partition(":")[2] or None)
+        return tuple(dict.fromkeys(v for v in values if v))
+
+    @property
     def effective_broker_url(self) -> str:
         """The broker: ``CELERY_BROKER_URL`` when set, else ``REDIS_URL``."""
         return self.broker_url or self.redis_url
@@ -274,12 +318,52 @@ class Settings:
 ENV_VARS: tuple[tuple[str, str, str], ...] = tuple(
     (f.metadata["env"], f.name, f.metadata["doc"]) for f in fields(Settings)
 )
+# The variables that may also be given as {name}_FILE.
+SECRET_VARS: tuple[str, ...] = tuple(f.metadata["env"] for f in fields(Settings) if f.metadata.get("secret"))
+# The password of a URL (scheme://user:password@host), for the scrubber.
+_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@/]+)@")
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(variable, path, f"a readable file ({exc.strerror})") from exc
+    if len(data) > _MAX_SECRET_FILE_BYTES:
+        raise SettingsError(variable, path, f"a file of at most {_MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        # One trailing newline is what `echo secret > file` leaves; it is not part of the secret.
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise SettingsError(variable, path, "a UTF-8 text file") from exc
+
+
+def _raw_value(env: Mapping[str, str], name: str, is_secret: bool) -> str:
+    raw = env.get(name, "").strip()
+    path = env.get(name + FILE_SUFFIX, "").strip() if is_secret else ""
+    if raw and path:
+        raise SettingsError(name + FILE_SUFFIX, path, f"unset while {name} is set (one or the other)")
+    return _read_secret_file(name + FILE_SUFFIX, path) if path else raw
+
+
+def _with_password(url: str, password: str) -> str:
+    """A redis:// or rediss:// URL with the password added, unless it already has one."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("redis", "rediss") or not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        return url
+    return f"{scheme}://:{quote(password, safe='')}@{authority}{slash}{path}"
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping (``os.environ`` when none is given).
 
-    Empty values count as unset.
+    Empty values count as unset. A secret variable may instead name a file in ``{VARIABLE}_FILE``
+    (both at once is an error). ``REDIS_PASSWORD`` is added to ``REDIS_URL`` and to a Redis
+    ``CELERY_BROKER_URL`` that hold none.
 
     Raises:
         SettingsError: a variable holds a value that cannot be used.
@@ -287,7 +371,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        raw = env.get(f.metadata["env"], "").strip()
+        raw = _raw_value(env, f.metadata["env"], bool(f.metadata.get("secret")))
         if raw:
             values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+    password = values.get("redis_password")
+    if password:
+        for name in ("redis_url", "broker_url"):
+            url = values.get(name, DEFAULT_REDIS_URL if name == "redis_url" else "")
+            if url:
+                values[name] = _with_password(url, password)
     return Settings(**values)

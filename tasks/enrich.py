@@ -13,6 +13,7 @@ from dropq.workers.jobs.capacity import DeploymentBusyError
 from dropq.workers.jobs.options import JobOptionsError, parse_job_options
 from dropq.workers.pipeline.accept import accept_input
 from dropq.workers.pipeline.give_up import give_up_part
+from dropq.workers.redaction import ContactSafeRequest
 from dropq.workers.runtime import get_runtime
 
 _log = structlog.get_logger(__name__)
@@ -20,6 +21,9 @@ _log = structlog.get_logger(__name__)
 
 class EnrichTask(InfraRetryTask):  # type: ignore[misc]  # Celery ships no type hints
     """``dropq.enrich``: a part that failed on a bug after it was registered has its records failed, not lost."""
+
+    # Events, logs and inspect replies describe the call (a count of contacts), whatever the caller sent.
+    Request = ContactSafeRequest
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Fail the records the part could not commit, so that its job still finishes."""

@@ -13,13 +13,15 @@ from dropq.config.celeryconfig import TASK_MODULES, build_celery_config
 from dropq.config.settings import from_env
 from dropq.workers import broker, keys, logs, queues, runtime, startup, sweeper
 from dropq.workers.metrics import recorder
+from dropq.workers.redaction import ContactSafeAMQP
 
 __all__ = ["app", "settings"]
 
 settings = from_env()
 keys.use_prefix(settings.key_prefix)
 
-app = Celery("dropq")
+# ContactSafeAMQP: a dropq.enrich message this app sends shows a count of contacts, never the contacts.
+app = Celery("dropq", amqp=ContactSafeAMQP)
 app.conf.update(build_celery_config(settings))
 if settings.effective_broker_url.startswith(broker.REDIS_SCHEMES):
     app.conf.broker_transport = broker.TRANSPORT

@@ -3,13 +3,19 @@
 JSON lines off a terminal, a readable console on one; ISO UTC timestamps;
 context in contextvars, bound per task (task id and name, then job, batch and
 request ids as the task learns them). Celery's own loggers go through the same
-renderer. A processor scrubs the API key from every event, whatever field it
-hides in.
+renderer, and so do Python's warnings and the lines a worker would print itself
+(its banner becomes one ``worker_starting`` event; ``Warm shutdown`` and the
+other signal notices become ``worker_signal`` events). Every event carries the
+``host`` and ``pid`` it came from. A processor scrubs every secret (the API key,
+passwords, the destinations' DSNs and headers) from every event, whatever field
+it hides in.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import time
 from collections.abc import Iterable, MutableMapping
@@ -62,6 +68,16 @@ class SecretScrubber:
         return event_dict
 
 
+def add_process(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: the host and pid of the process (a pool child has its own pid)."""
+    event_dict.setdefault("host", _HOST)
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
+_HOST = socket.gethostname()
+
+
 def _destination_secrets(settings: Settings) -> list[str]:
     """The DSNs and header values of the destination file, to scrub like the API key (none if it can't load)."""
     try:
@@ -81,12 +97,13 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     out = stream or sys.stderr
     level = getattr(logging, settings.log_level.upper())
     is_json = settings.log_format == "json" or (settings.log_format == "auto" and not _is_tty(out))
-    scrubber = SecretScrubber([settings.api_key, *_destination_secrets(settings)])
+    scrubber = SecretScrubber([*settings.secrets, *_destination_secrets(settings)])
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_process,
         structlog.processors.StackInfoRenderer(),
         # Tracebacks are rendered to text first, in both renderers, so that the scrubber sees them too.
         structlog.processors.format_exc_info,
@@ -108,6 +125,8 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A warnings.warn (Celery's deprecation notices, a library's) is an event too, not a bare line.
+    logging.captureWarnings(True)
     # Celery's per-task logger otherwise formats lines its own way and propagates twice.
     for name in ("celery", "celery.task", "celery.worker", "celery.app.trace", "kombu"):
         lg = logging.getLogger(name)
@@ -116,6 +135,20 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     # Routine per-request lines would drown the events that matter; dropq logs one summary per task itself.
     for name in ("urllib3", "uvicorn.access", "celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _route_worker_notices() -> None:
+    """Make the lines a Celery worker writes itself (``Warm shutdown``...) log events instead."""
+    from celery.apps import worker as celery_worker
+
+    notices = structlog.get_logger("celery.worker")
+
+    def say(msg: str, f: Any = None) -> None:
+        # A shutdown asked for is routine (a deploy, a scale-down): info, like the banner it replaces.
+        notices.info("worker_signal", notice=str(msg).strip())
+
+    # Celery has no hook for these: its signal handlers call this module function by name.
+    celery_worker.safe_say = say
 
 
 def _is_tty(stream: Any) -> bool:
@@ -145,6 +178,28 @@ def install(settings: Settings) -> None:
     @signals.setup_logging.connect(weak=False)
     def _on_setup_logging(**_: Any) -> None:
         configure_logging(settings)
+
+    @signals.celeryd_init.connect(weak=False)
+    def _quiet_worker(instance: Any = None, **_: Any) -> None:
+        # Configured this early (Celery's own setup comes later): the superuser warning comes right after.
+        configure_logging(settings)
+        # The banner is printed, not logged: off, and said as one event once the worker is set up.
+        if instance is not None:
+            instance.quiet = True
+        _route_worker_notices()
+
+    @signals.celeryd_after_setup.connect(weak=False)
+    def _announce_worker(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        consumer = getattr(instance, "app", None)
+        queues = sorted(consumer.amqp.queues.consume_from) if consumer is not None else []
+        _log.info(
+            "worker_starting",
+            worker=str(sender),
+            queues=queues,
+            # Celery's pool classes are all TaskPool: the module says which (thread, prefork, solo...).
+            pool=str(getattr(getattr(instance, "pool_cls", None), "__module__", "")).rsplit(".", 1)[-1] or None,
+            concurrency=getattr(instance, "concurrency", None),
+        )
 
     started_ns: dict[str | None, int] = {}
 

@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 import click
+import structlog
 import uvicorn
 
 from dropq.dropcontact.sandbox.app import CONTROL_PREFIX, create_app
@@ -21,6 +22,8 @@ from dropq.dropcontact.sandbox.server import bind_socket
 from dropq.http_server import server_limits
 
 __all__ = ["sandbox_command"]
+
+_log = structlog.get_logger("dropq.sandbox")
 
 _CLICK_TYPES: dict[str, click.ParamType[Any]] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
 
@@ -56,15 +59,19 @@ def sandbox_command(**options: Any) -> None:
         raise click.UsageError(str(exc)) from exc
     sock = bind_socket(config.host, config.port)
     port = sock.getsockname()[1]
-    click.echo(
-        f"dropq sandbox on http://{config.host}:{port} (stats: {CONTROL_PREFIX}/stats; "
-        f"processing {config.processing_min_s:g}-{config.processing_max_s:g} s; "
-        f"rate limit {config.rate_limit} per {config.rate_window_s:g} s)"
+    # An event, not a print: `dropq sandbox` logs JSON lines when asked (the CLI configures its logging).
+    _log.info(
+        "sandbox_listening",
+        url=f"http://{config.host}:{port}",
+        stats=f"{CONTROL_PREFIX}/stats",
+        processing_s=f"{config.processing_min_s:g}-{config.processing_max_s:g}",
+        rate_limit=f"{config.rate_limit} per {config.rate_window_s:g} s",
     )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
             log_level="warning",
+            log_config=None,  # uvicorn's records go through the process's logging
             access_log=False,
             **server_limits(),
             lifespan="on",

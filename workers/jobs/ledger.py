@@ -101,6 +101,9 @@ class JobStatus:
 # The counters whose sum is JobStatus.accounted.
 _ACCOUNTED = ("delivered", "rejected", "duplicates", "failed")
 _INT_FIELDS = {f.name for f in fields(JobStatus) if f.type == "int"}
+# The job hash's field holding the first reason records failed for, and how much of it is kept.
+_FIRST_FAILURE = "first_failure"
+_MAX_REASON_CHARS = 300
 
 
 class JobLedger:
@@ -192,6 +195,16 @@ class JobLedger:
         """Remember a reason that fails every remaining batch of the job (a wrong token); never recreates a job."""
         if self._redis.exists(keys.job_key(job_id)):
             self._redis.hsetnx(keys.job_key(job_id), "fatal_reason", reason)
+
+    def note_failure(self, job_id: str, reason: str) -> None:
+        """Keep the reason of the job's first failed records (named by its finish warning); never recreates a job."""
+        if self._redis.exists(keys.job_key(job_id)):
+            self._redis.hsetnx(keys.job_key(job_id), _FIRST_FAILURE, reason[:_MAX_REASON_CHARS])
+
+    def first_failure(self, job_id: str) -> str | None:
+        """The reason kept by ``note_failure``, if any record of the job failed."""
+        reason = self._redis.hget(keys.job_key(job_id), _FIRST_FAILURE)
+        return reason.decode() if isinstance(reason, bytes) else reason  # type: ignore[return-value]
 
     def renew(self, job_id: str) -> None:
         """Renew the TTL of a running job's own keys once it falls below half (a job paused for days keeps them)."""

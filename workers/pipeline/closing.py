@@ -15,7 +15,7 @@ from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["close_batch", "fail_batch", "index_of", "redeliver_unit"]
+__all__ = ["close_batch", "fail_batch", "first_reason", "index_of", "redeliver_unit"]
 
 _log = structlog.get_logger(__name__)
 
@@ -55,10 +55,17 @@ def close_batch(
     )
     if not applied:
         return redeliver_unit(rt, batch)
+    if failed:
+        rt.ledger.note_failure(batch.job_id, first_reason(outcomes))
     unit_id = batch_unit_id(batch.batch_id)
     return [followup.deliver(batch.job_id, unit_id, name) for name in destinations] + finish_if_complete(
         rt, batch.job_id
     )
+
+
+def first_reason(outcomes: list[dict[str, Any]]) -> str:
+    """The reason of the first failed outcome (empty when none failed)."""
+    return next((str(o.get("reason") or "") for o in outcomes if o["status"] == "failed"), "")
 
 
 def redeliver_unit(rt: Runtime, batch: Batch) -> list[Followup]:

@@ -67,5 +67,9 @@ def finish_job(rt: Runtime, job_id: str, finisher: str, send: Callable[[Followup
         return False
     rt.watchdog.disarm(finish_member(job_id))
     counts = {k: v for k, v in summary.items() if k not in ("state", "fatal_reason", "finished_ms")}
-    _log.info("job_finished", finished_ms=finished_ms, **counts)
+    if counts.get("failed") or counts.get("deliveries_failed"):
+        # Failed records or deliveries: a warning with the counts and the first reason records failed for.
+        _log.warning("job_finished", finished_ms=finished_ms, first_reason=rt.ledger.first_failure(job_id), **counts)
+    else:
+        _log.info("job_finished", finished_ms=finished_ms, **counts)
     return True

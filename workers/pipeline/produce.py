@@ -213,6 +213,7 @@ def fail_part(
             outcomes=outcomes,
         )
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
+        rt.ledger.note_failure(job_id, reason)
         unit_id = segment_unit_id(job_id, segment_id)
         followups += [followup.deliver(job_id, unit_id, name) for name in destinations]
     _log.error("part_failed", job_id=job_id, part_id=part_id, records=len(outcomes), reason=reason)

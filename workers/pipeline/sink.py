@@ -10,7 +10,7 @@ import structlog
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
 from dropq.workers.jobs.batches import BatchState
 from dropq.workers.pipeline.cached import keep_answers
-from dropq.workers.pipeline.closing import close_batch, index_of, redeliver_unit
+from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
@@ -78,12 +78,15 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
         credits_used=credits_used_by(outcomes),
     )
     keep_answers(rt, batch.job_id, joined, outcomes)
-    _log.info(
+    failed = sum(o["status"] == "failed" for o in outcomes)
+    # A batch with failed records is worth a look: a warning with the count and the first reason.
+    (_log.warning if failed else _log.info)(
         "batch_delivered",
         job_id=batch.job_id,
         batch_id=batch_id,
         enriched=sum(o["status"] == "enriched" for o in outcomes),
         not_found=sum(o["status"] == "not_found" for o in outcomes),
-        failed=sum(o["status"] == "failed" for o in outcomes),
+        failed=failed,
+        **({"first_reason": first_reason(outcomes)} if failed else {}),
     )
     return followups
