@@ -42,6 +42,7 @@ from dropq.cli.checks import (
     check_redis,
     check_token,
     check_workers,
+    safe_url,
     settings_or_exit,
 )
 from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
@@ -118,6 +119,8 @@ class EnrichResult:
     output: str
     rows: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    unreadable: int = 0
     credits_used: int = 0
     elapsed_s: float = 0.0
     synthetic: bool = False
@@ -199,7 +202,7 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
             _err(SYNTHETIC_BANNER)
         with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)) as stack:
             run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
-                       owns_stack=bool(stack.started))  # fmt: skip
+                       owns_stack=bool(stack.started), owns_redis=stack.owns_redis)  # fmt: skip
             return run.execute()
     finally:
         if temp_input is not None:
@@ -211,7 +214,7 @@ class _Run:
 
     def __init__(
         self, req: EnrichRequest, prepared: _Prepared, settings: Settings, app: Celery, *, synthetic: bool,
-        owns_stack: bool,
+        owns_stack: bool, owns_redis: bool = False,
     ) -> None:  # fmt: skip
         self.req = req
         self.p = prepared
@@ -219,6 +222,7 @@ class _Run:
         self.app = app
         self.synthetic = synthetic
         self.owns_stack = owns_stack
+        self.owns_redis = owns_redis
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.ledger = JobLedger(self.redis, settings.job_ttl_s)
         self.progress = ProgressLine(enabled=not req.quiet)
@@ -388,6 +392,7 @@ class _Run:
                 if not row.is_readable:
                     outcome: dict[str, Any] = {"status": "rejected", "reason": row.error}
                     record_json = None
+                    result.unreadable += 1
                 else:
                     index = len(lines)
                     lines.append(row.line)
@@ -419,6 +424,7 @@ class _Run:
         final = self.ledger.read(self.p.job_id)
         result.status = final
         result.credits_used = final.credits_used if final else 0
+        result.sent = final.received if final else self.sent
         result.elapsed_s = time.monotonic() - self.started_s
         if self.spool is not None:
             self.spool.remove()
@@ -449,14 +455,47 @@ class _Run:
         parts += ["--job-id", self.p.job_id]
         return " ".join(parts)
 
+    def _credits_so_far(self) -> int | None:
+        try:
+            status = self.ledger.read(self.p.job_id)
+        except redis.RedisError:
+            return None
+        return status.credits_used if status else 0
+
     def _print_detached(self) -> None:
         job = self.p.job_id
         if self.owns_stack:
-            _err(f"\nstopped: the local workers (and any private Redis or sandbox) stop with this command; "
-                 f"run `{self._reattach_command()}` to go on")  # fmt: skip
+            _err("\n" + self._local_stop_message())
             return
         _err(f"\ndetached: job {job} goes on without this command (nothing was cancelled).\n"
              f"  watch it:           dropq status {job} --wait\n"
              f"  write the output:   {self._reattach_command()}")  # fmt: skip
         if self.req.input_path == "-":
             _err("  (the input came from standard input: save it to a file to attach again)")
+
+    def _local_stop_message(self) -> str:
+        """What is true after an interrupted ``--local`` run: whether the same command goes on or starts over."""
+        job = self.p.job_id
+        if self.synthetic:
+            # The sandbox held the batches in flight and is gone: a new one knows none of them.
+            again = ["dropq", "enrich", self.req.input_path]
+            if self.p.output is not None:
+                again += ["-o", str(self.p.output)]
+            again += [*(["--siren"] if self.req.siren else []), "--local"]
+            gone = "its sandbox and private Redis" if self.owns_redis else "its sandbox"
+            return (
+                f"stopped: job {job} ended with this command ({gone} stopped with it; nothing of it can be resumed).\n"
+                f"  start again: {' '.join(again)}\n"
+                "  (a new job from the first row; sandbox results are synthetic and cost no credits)"
+            )
+        if self.owns_redis:
+            used = self._credits_so_far()
+            spent = f"{used:,} credits used so far" if used is not None else "the credits used so far"
+            return (f"stopped: job {job} ended with this command: its private Redis, which held the job, is gone.\n"
+                    f"  running `{self._reattach_command()}` again starts the job over: every row is sent again "
+                    f"and costs credits again ({spent}).\n"
+                    "  to resume an interrupted job instead, run a Redis (`redis-server`) and dropq workers, and "
+                    "use dropq enrich without --local")  # fmt: skip
+        return (f"stopped: the local workers stop with this command; job {job} stays in Redis at "
+                f"{safe_url(self.settings.redis_url)}.\n"
+                f"  go on: {self._reattach_command()}  (rows already sent are not sent or charged again)")  # fmt: skip
