@@ -47,7 +47,7 @@ from dropq.cli.checks import (
 )
 from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
 from dropq.cli.local import LocalStack, client_app
-from dropq.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
+from dropq.cli.progress import JobProgress, RateMeter, format_duration
 from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
 from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
@@ -225,7 +225,7 @@ class _Run:
         self.owns_redis = owns_redis
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.ledger = JobLedger(self.redis, settings.job_ttl_s)
-        self.progress = ProgressLine(enabled=not req.quiet)
+        self.progress = JobProgress(enabled=not req.quiet)
         self.rate = RateMeter()
         self.sent = 0
         self.total: int | None = None
@@ -262,6 +262,7 @@ class _Run:
             self._print_detached()
             raise
         finally:
+            self.progress.end()  # a terminal gets its cursor back whatever ended the run
             if self.spool is not None:
                 self.spool.close()
             self.redis.close()
@@ -283,10 +284,9 @@ class _Run:
     def _warn_unreadable(self, row: InputRow) -> None:
         self.warnings += 1
         if self.warnings <= MAX_ROW_WARNINGS:
-            self.progress.end()
-            _err(f"warning: {row.error} (not sent; the output keeps the row as rejected)")
+            self.progress.note(f"warning: {row.error} (not sent; the output keeps the row as rejected)")
         elif self.warnings == MAX_ROW_WARNINGS + 1:
-            _err("warning: more unreadable rows; the output's reason column names each one")
+            self.progress.note("warning: more unreadable rows; the output's reason column names each one")
 
     def _parts(self) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
         size = self.req.part_size
@@ -336,7 +336,7 @@ class _Run:
             self.collector.drain()
         self.status = self.ledger.read(self.p.job_id)
         rate = self.rate.rate(self.status.accounted if self.status else 0, time.monotonic())
-        self.progress.show(format_progress(self.status, sent=self.sent, total=self.total, rate=rate))
+        self.progress.show(self.status, sent=self.sent, total=self.total, rate=rate)
 
     def _wait(self) -> None:
         last_accounted, last_change_s, warned = -1, time.monotonic(), False
@@ -352,7 +352,8 @@ class _Run:
             if status.is_finished:
                 if self.collector is not None:
                     self.collector.drain()
-                self.progress.end(format_progress(status, sent=self.sent, total=self.total, rate=None))
+                self.progress.show(status, sent=self.sent, total=self.total, rate=None)
+                self.progress.end(final=True)
                 return
             now = time.monotonic()
             if status.accounted != last_accounted:
@@ -367,9 +368,8 @@ class _Run:
         try:
             check_workers(self.app, self.settings, self.req.ping_timeout_s)
         except CliError as exc:
-            self.progress.end()
-            _err(f"warning: no progress for {STALL_CHECK_S:.0f}s and {exc.format_message()}; the job resumes "
-                 "when one does")  # fmt: skip
+            self.progress.note(f"warning: no progress for {STALL_CHECK_S:.0f}s and {exc.format_message()}; the job "
+                               "resumes when one does")  # fmt: skip
 
     # -- output ------------------------------------------------------------------------------------------------
 

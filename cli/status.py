@@ -12,7 +12,7 @@ import redis
 
 from dropq.cli.checks import DETACHED, RUN_ERROR, CliError, check_redis, check_token, safe_url, settings_or_exit
 from dropq.cli.local import LocalStack
-from dropq.cli.progress import ProgressLine, RateMeter, format_progress
+from dropq.cli.progress import JobProgress, RateMeter
 from dropq.cli.run import SYNTHETIC_BANNER
 from dropq.config.settings import Settings
 from dropq.workers import keys
@@ -121,14 +121,10 @@ def status_command(job_id: str, as_json: bool, wait: bool) -> None:
 
 
 def _watch(ledger: JobLedger, status: JobStatus) -> JobStatus:
-    progress, rate = ProgressLine(), RateMeter()
+    progress, rate = JobProgress(), RateMeter()
     try:
         while not status.is_finished:
-            progress.show(
-                format_progress(
-                    status, sent=status.received, total=None, rate=rate.rate(status.accounted, time.monotonic())
-                )
-            )
+            progress.show(status, sent=status.received, total=None, rate=rate.rate(status.accounted, time.monotonic()))
             time.sleep(_WAIT_REFRESH_S)
             status = ledger.read(status.job_id) or status
     except KeyboardInterrupt:
