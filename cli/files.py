@@ -149,6 +149,18 @@ def _sniff_format(path: Path) -> str:
     return "jsonl" if start.startswith(b"{") else "csv"
 
 
+def _has_content(path: Path) -> bool:
+    """Whether the file holds anything but whitespace and a BOM (read in chunks: a huge file stops at once)."""
+    with path.open("rb") as handle:
+        first = True
+        while chunk := handle.read(_SNIFF_CHARS):
+            if first:
+                chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+            if chunk.strip():
+                return True
+    return False
+
+
 def _clean_text(text: str) -> str:
     # Undecodable bytes become U+FFFD in the output, which must be valid text.
     if _UNDECODED.search(text) is None:
@@ -189,6 +201,9 @@ class InputFile:
         self.columns: list[str] = []
         if self.format == "csv":
             self._read_header()
+        elif not _has_content(path):
+            # As for CSV: an empty file is a mistake to say, not a job of no rows (a header-only CSV is one).
+            raise InputError(f"{path}: the file is empty (a JSON Lines file needs one object per line)")
 
     def _open_text(self) -> IO[str]:
         # surrogateescape keeps reading past bytes that do not decode; the row holding them is reported.

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from dropq.cli.progress import JobProgress, RateMeter, format_duration
 from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
 from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
+from dropq.dropcontact.records import INPUT_FIELDS
 from dropq.dropcontact.tabular import (
     ColumnMappingError,
     contact_from_cells,
@@ -63,7 +65,7 @@ from dropq.workers import keys
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
 from dropq.workers.jobs.options import is_valid_job_id
 
-__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "SYNTHETIC_BANNER"]
+__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "synthetic_banner"]
 
 # Contacts per dropq.enrich message: small messages, few of them.
 DEFAULT_PART_SIZE = 1000
@@ -75,15 +77,30 @@ DEFAULT_PING_TIMEOUT_S = 3.0
 REFRESH_S = 0.5
 # Unreadable rows are each announced on stderr up to this many; the output has them all.
 MAX_ROW_WARNINGS = 20
+# JSON Lines: the objects whose keys are checked for an API field before sending.
+_KEYS_SAMPLE_ROWS = 1000
 # No progress for this long: check that a worker still answers, and say so when none does.
 STALL_CHECK_S = 30.0
 
-SYNTHETIC_BANNER = """\
-================================================================================
-  SYNTHETIC RESULTS: DROPCONTACT_API_KEY is not set, so this run uses the dropq
-  sandbox, a local emulator of the Dropcontact API. Every email, phone and company
-  detail in the output is made up. Set DROPCONTACT_API_KEY for real enrichment.
-================================================================================"""
+_RULE = "=" * 80
+
+
+def synthetic_banner(*, key_is_set: bool) -> str:
+    """The warning of a run on the sandbox: why it is the sandbox (no key, or ``dropq demo`` on purpose)."""
+    if key_is_set:
+        why = [
+            "  SYNTHETIC RESULTS: dropq demo runs on the dropq sandbox, a local emulator of the",
+            "  Dropcontact API, even though DROPCONTACT_API_KEY is set: the sample's people are",
+            "  made up, and real credits should not go on them. Every email, phone and company",
+            "  detail in the output is made up. `dropq demo --api` uses your key (and credits).",
+        ]
+    else:
+        why = [
+            "  SYNTHETIC RESULTS: DROPCONTACT_API_KEY is not set, so this run uses the dropq",
+            "  sandbox, a local emulator of the Dropcontact API. Every email, phone and company",
+            "  detail in the output is made up. Set DROPCONTACT_API_KEY for real enrichment.",
+        ]
+    return "\n".join([_RULE, *why, _RULE])
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +204,7 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
     try:
         prepared = _prepare(req, temp_input or Path(req.input_path))
         if not req.local:
-            check_redis(settings)
+            check_redis(settings, local_hint=True)
             check_token(settings)
             app = client_app(settings)
             try:
@@ -199,7 +216,7 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
         if not use_sandbox:
             check_token(settings)
         else:
-            _err(SYNTHETIC_BANNER)
+            _err(synthetic_banner(key_is_set=bool(settings.api_key)))
         with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)) as stack:
             run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
                        owns_stack=bool(stack.started), owns_redis=stack.owns_redis)  # fmt: skip
@@ -247,6 +264,7 @@ class _Run:
                 _err(f"job {job} already finished: writing the output from what it delivered")
                 self.total = existing.received
             else:
+                self._warn_if_no_column_is_sent()
                 self._send(resuming=existing is not None)
             if not self.req.wait:
                 self.progress.end()
@@ -280,6 +298,26 @@ class _Run:
                 yield contact_from_cells(row.cells or [], mapping)
             else:
                 yield contact_from_object(row.obj or {}, self.p.overrides)
+
+    def _warn_if_no_column_is_sent(self) -> None:
+        """Before anything is sent: say so when no column is an API field (every row would be rejected)."""
+        source = self.p.source
+        if source.format == "csv":
+            columns = source.columns
+        else:  # the keys of the first objects stand for the file's
+            seen: dict[str, None] = {}
+            for row in islice(source.rows(), _KEYS_SAMPLE_ROWS):
+                seen.update(dict.fromkeys(row.obj or {}))
+            columns = list(seen)
+        if not columns or map_columns(columns, self.p.overrides).sent_columns:
+            return
+        shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+        example = " ".join(f'--map "{c}={f}"' for c, f in zip(columns, ("first_name", "company"), strict=False))
+        self.progress.note(
+            f"warning: no column of {self.p.display_input} is an API field ({shown}), so nothing can be sent and "
+            f"every row will come back rejected. Name the fields with --map COLUMN=FIELD, e.g. {example} "
+            f"(fields: {', '.join(sorted(INPUT_FIELDS))})"
+        )
 
     def _warn_unreadable(self, row: InputRow) -> None:
         self.warnings += 1
@@ -433,6 +471,10 @@ class _Run:
         return result
 
     def _print_summary(self, result: EnrichResult) -> None:
+        if not result.rows:
+            _err(f"done: {self.p.display_input} has no rows after its header, so nothing was sent and no credit "
+                 f"used; the output ({result.output}) holds the header only")  # fmt: skip
+            return
         counts = ", ".join(f"{status.replace('_', ' ')} {n:,}" for status, n in sorted(result.counts.items()))
         _err(f"done in {format_duration(result.elapsed_s)}: {result.rows:,} rows ({counts}); "
              f"{result.credits_used:,} credits used; output: {result.output}")  # fmt: skip
