@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dropq.cli.checks import USER_ERROR, CliError
+from dropq.dropcontact.flatten import flatten_outcome
 from dropq.dropcontact.tabular import (
     detect_delimiter,
     neutralise_formula,
@@ -342,6 +343,7 @@ class OutputFile:
         fmt: ``csv`` or ``jsonl``.
         input_columns: the input's columns (the first columns of a CSV output).
         siren: whether registry columns are included.
+        job_id: the job, named in every JSON Lines row.
         delimiter: the CSV delimiter (the input's, so the output opens the same way).
         escape_formulas: whether CSV cells that a spreadsheet would run get a leading ``'``.
     """
@@ -353,10 +355,12 @@ class OutputFile:
         input_columns: Sequence[str],
         *,
         siren: bool,
+        job_id: str | None = None,
         delimiter: str = ",",
         escape_formulas: bool = True,
     ) -> None:
         self.path = path
+        self.job_id = job_id
         self.format = fmt
         self.input_columns = list(input_columns)
         self.siren = siren
@@ -373,7 +377,7 @@ class OutputFile:
         if self._csv is not None:
             self._csv.writerow([self._cell(c) for c in output_columns(self.input_columns, siren=siren)])
 
-    def write(self, row: InputRow, outcome: Mapping[str, Any] | None, record_json: str | None = None) -> None:
+    def write(self, row: InputRow, outcome: Mapping[str, Any] | None) -> None:
         """Write the output row of one input row and its outcome (None: the pipeline gave none)."""
         if self._csv is not None:
             cells = (
@@ -382,12 +386,24 @@ class OutputFile:
             cells = output_cells(cells, len(self.input_columns), outcome, siren=self.siren)
             self._csv.writerow([self._cell(c) for c in cells])
         else:
-            given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
-            head = {"line": row.line, "input": given, "status": (outcome or {}).get("status") or "failed",
-                    "reason": (outcome or {}).get("reason")}  # fmt: skip
-            text = json.dumps(head, ensure_ascii=False)[:-1]
-            self._handle.write(f'{text}, "record": {record_json or "null"}}}\n')
+            self._handle.write(json.dumps(self._jsonl_row(row, outcome or {}), ensure_ascii=False) + "\n")
         self.rows_written += 1
+
+    def _jsonl_row(self, row: InputRow, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        """The pipeline's outcome shape (``OUTCOME_KEYS``) plus ``line``; ``input`` is the row as read, all columns."""
+        given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
+        flat = flatten_outcome(outcome)
+        return {
+            "job_id": self.job_id,
+            "index": outcome.get("index"),  # None for a row that could not be read (never sent)
+            "line": row.line,
+            "status": outcome.get("status") or "failed",
+            "reason": outcome.get("reason"),
+            "best_email": flat["email"] or None,
+            "qualification": flat["email_qualification"] or None,
+            "record": outcome.get("record"),
+            "input": given,
+        }
 
     def commit(self) -> None:
         """Finish the file: flush, close and move it into place."""

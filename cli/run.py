@@ -414,7 +414,7 @@ class _Run:
     def _write_output(self) -> EnrichResult:
         source = self.p.source
         columns = source.columns if source.format == "csv" else source.jsonl_columns()
-        out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren,
+        out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren, job_id=self.p.job_id,
                          delimiter=source.delimiter or ",", escape_formulas=not self.req.raw_csv)  # fmt: skip
         result = EnrichResult(job_id=self.p.job_id, output=self._output_name(), synthetic=self.synthetic)
         # The line of each job index, for reasons that name other records (4 bytes a row).
@@ -429,7 +429,6 @@ class _Run:
             for row in source.rows():
                 if not row.is_readable:
                     outcome: dict[str, Any] = {"status": "rejected", "reason": row.error}
-                    record_json = None
                     result.unreadable += 1
                 else:
                     index = len(lines)
@@ -437,22 +436,18 @@ class _Run:
                     while current is not None and current.index < index:
                         current = next(spooled, None)
                     if current is not None and current.index == index:
-                        outcome = current.as_outcome() if self.p.out_format == "csv" else {"status": current.status}
+                        outcome = current.as_outcome()
                         reason = current.reason
-                        record_json = current.record_json
                     else:
-                        outcome, reason, record_json = (
-                            {"status": "failed"},
-                            "no outcome came back from the pipeline",
-                            None,
-                        )
+                        outcome = {"index": index, "status": "failed"}
+                        reason = "no outcome came back from the pipeline"
                     if reason is not None:
                         # The pipeline names records by job index ("record 12: ..."); a person reads lines.
                         named = reason.startswith("record ")
                         outcome["reason"] = (
                             reason_with_lines(reason, line_of) if named else f"line {row.line}: {reason}"
                         )
-                out.write(row, outcome, record_json)
+                out.write(row, outcome)
                 result.counts[str(outcome["status"])] += 1
             out.commit()
         except BaseException:
