@@ -49,7 +49,7 @@ from dropq.cli.checks import (
 from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
 from dropq.cli.local import LocalStack, client_app
 from dropq.cli.progress import JobProgress, RateMeter, format_duration
-from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
+from dropq.cli.spool import OutcomeSpool, StreamCollector, private_folder, spool_path_for
 from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
 from dropq.dropcontact.records import INPUT_FIELDS
@@ -62,6 +62,7 @@ from dropq.dropcontact.tabular import (
     reason_with_lines,
 )
 from dropq.workers import keys
+from dropq.workers.destinations.files import file_stem
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
 from dropq.workers.jobs.options import is_valid_job_id
 
@@ -217,9 +218,14 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
             check_token(settings)
         else:
             _err(synthetic_banner(key_is_set=bool(settings.api_key)))
-        with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)) as stack:
+        # Against the real API a private Redis keeps its data in a folder of the job's, so that an interrupted
+        # run resumes without paying twice; the sandbox's batches die with it, so there is nothing to keep.
+        redis_dir = None if use_sandbox else private_folder() / f"redis-{file_stem(prepared.job_id)}"
+        with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0),
+                        redis_dir=redis_dir) as stack:  # fmt: skip
             run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
-                       owns_stack=bool(stack.started), owns_redis=stack.owns_redis)  # fmt: skip
+                       owns_stack=bool(stack.started), owns_redis=stack.owns_redis,
+                       kept_redis_dir=redis_dir if stack.owns_redis else None)  # fmt: skip
             return run.execute()
     finally:
         if temp_input is not None:
@@ -231,7 +237,7 @@ class _Run:
 
     def __init__(
         self, req: EnrichRequest, prepared: _Prepared, settings: Settings, app: Celery, *, synthetic: bool,
-        owns_stack: bool, owns_redis: bool = False,
+        owns_stack: bool, owns_redis: bool = False, kept_redis_dir: Path | None = None,
     ) -> None:  # fmt: skip
         self.req = req
         self.p = prepared
@@ -240,6 +246,7 @@ class _Run:
         self.synthetic = synthetic
         self.owns_stack = owns_stack
         self.owns_redis = owns_redis
+        self.kept_redis_dir = kept_redis_dir
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.ledger = JobLedger(self.redis, settings.job_ttl_s)
         self.progress = JobProgress(enabled=not req.quiet)
@@ -524,6 +531,19 @@ class _Run:
                 f"stopped: job {job} ended with this command ({gone} stopped with it; nothing of it can be resumed).\n"
                 f"  start again: {' '.join(again)}\n"
                 "  (a new job from the first row; sandbox results are synthetic and cost no credits)"
+            )
+        if self.owns_redis and self.kept_redis_dir is not None:
+            note = (
+                "\n  (the input came from standard input: save it to a file to go on)"
+                if self.req.input_path == "-"
+                else ""
+            )
+            return (
+                f"stopped: job {job} stopped with this command; its private Redis keeps the job in "
+                f"{self.kept_redis_dir}.\n"
+                f"  go on: {self._reattach_command()}\n"
+                "  (rows already sent are not sent or charged again; the folder goes once the output is written)"
+                f"{note}"
             )
         if self.owns_redis:
             used = self._credits_so_far()

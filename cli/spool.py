@@ -28,7 +28,7 @@ from dropq.cli.checks import CliError
 from dropq.workers import keys
 from dropq.workers.destinations.files import file_stem
 
-__all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for"]
+__all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for", "private_folder"]
 
 # Entries read from the stream per XREAD (one SQLite transaction each).
 READ_COUNT = 2000

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,21 +75,24 @@ def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, 
     assert "Traceback" not in text
 
 
-def test_an_interrupted_local_run_on_a_private_redis_says_that_running_again_costs_credits_again(
+def test_an_interrupted_local_run_on_a_private_redis_resumes_from_the_folder_it_names(
     tmp_path: Path, sandbox: Any
 ) -> None:
-    """With an API key but no Redis, the job lived in the private Redis: the message says a rerun is paid again."""
-    # Given: the API (here the test's sandbox, as a real API would be) answers; no Redis at REDIS_URL
-    sandbox.configure(processing_min_s=20, processing_max_s=20)
+    """With an API key but no Redis: Ctrl-C keeps the private Redis's data in a folder; the command it prints
+    resumes the job from there, without sending (or paying for) a row again, and removes the folder."""
+    # Given: the API (here the test's sandbox, standing for the real one) answers; no Redis at REDIS_URL
+    sandbox.configure(processing_min_s=4, processing_max_s=4)
     source = tmp_path / "leads.csv"
     source.write_text("Company,Last Name\n" + "".join(f"Acme,Doe{i}\n" for i in range(10)))
+    output = tmp_path / "out.csv"
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env |= {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "DROPCONTACT_API_URL": sandbox.url,
             "DROPCONTACT_API_KEY": sandbox.api_key, **FAST_POLLING}  # fmt: skip
+    command = [sys.executable, "-m", "dropq", "enrich", str(source), "-o", str(output), "--local"]
     log = tmp_path / "stderr.txt"
     with log.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dropq", "enrich", str(source), "--local", "--job-id", "paid-twice"],
+            [*command, "--job-id", "paid-once"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_deliver_sigint,
         )  # fmt: skip
     try:
@@ -95,16 +100,29 @@ def test_an_interrupted_local_run_on_a_private_redis_says_that_running_again_cos
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not sandbox.stats()["batches_received"]:
             time.sleep(0.05)
-        # When: Ctrl-C
+        # When: Ctrl-C while the batch is at the API
         process.send_signal(signal.SIGINT)
         process.wait(timeout=45)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    # Then
     text = log.read_text()
     assert process.returncode == 130, text
-    assert "its private Redis, which held the job, is gone" in text
-    assert f"dropq enrich {source}" in text and "--local --job-id paid-twice" in text
-    assert "starts the job over" in text and "costs credits again (" in text
+    kept = Path(re.search(r"its private Redis keeps the job in (\S+)\.\n", text).group(1))  # type: ignore[union-attr]
+    assert kept.is_dir() and any(kept.iterdir()), text
+    assert f"go on: dropq enrich {source} -o {output} --local --job-id paid-once" in text
+    assert not output.exists()
+    # Then: the printed command finishes the job from the folder
+    again = subprocess.run(
+        [*command, "--job-id", "paid-once", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=80,
+        check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"with the data an interrupted run kept in {kept}" in again.stderr
+    with output.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["Last Name"] for r in rows] == [f"Doe{i}" for i in range(10)]
+    assert all(r["status"] in ("enriched", "not_found") for r in rows), rows
+    assert sandbox.stats()["batches_received"] == 1, "a row was sent (and paid for) twice"
+    assert not kept.exists()
