@@ -499,13 +499,6 @@ class _Run:
         parts += ["--job-id", self.p.job_id]
         return " ".join(parts)
 
-    def _credits_so_far(self) -> int | None:
-        try:
-            status = self.ledger.read(self.p.job_id)
-        except redis.RedisError:
-            return None
-        return status.credits_used if status else 0
-
     def _print_detached(self) -> None:
         job = self.p.job_id
         if self.owns_stack:
@@ -532,7 +525,7 @@ class _Run:
                 f"  start again: {' '.join(again)}\n"
                 "  (a new job from the first row; sandbox results are synthetic and cost no credits)"
             )
-        if self.owns_redis and self.kept_redis_dir is not None:
+        if self.kept_redis_dir is not None:
             note = (
                 "\n  (the input came from standard input: save it to a file to go on)"
                 if self.req.input_path == "-"
@@ -545,14 +538,6 @@ class _Run:
                 "  (rows already sent are not sent or charged again; the folder goes once the output is written)"
                 f"{note}"
             )
-        if self.owns_redis:
-            used = self._credits_so_far()
-            spent = f"{used:,} credits used so far" if used is not None else "the credits used so far"
-            return (f"stopped: job {job} ended with this command: its private Redis, which held the job, is gone.\n"
-                    f"  running `{self._reattach_command()}` again starts the job over: every row is sent again "
-                    f"and costs credits again ({spent}).\n"
-                    "  to resume an interrupted job instead, run a Redis (`redis-server`) and dropq workers, and "
-                    "use dropq enrich without --local")  # fmt: skip
         return (f"stopped: the local workers stop with this command; job {job} stays in Redis at "
                 f"{safe_url(self.settings.redis_url)}.\n"
                 f"  go on: {self._reattach_command()}  (rows already sent are not sent or charged again)")  # fmt: skip
