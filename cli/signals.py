@@ -2,10 +2,12 @@
 
 Python turns SIGINT into ``KeyboardInterrupt``; SIGTERM and SIGHUP would kill the process
 outright and leave what ``--local`` started (sandbox, private Redis, workers) running,
-re-parented to PID 1. ``interrupts_as_exceptions`` raises ``Interrupted`` (a
+re-parented to PID 1. ``interrupts_as_exceptions`` raises ``_Interrupted`` (a
 ``KeyboardInterrupt``) for them instead, once: a second signal while the first unwinds is
-ignored, so the clean-up it triggered is not cut short. The exit status is 128 + the signal
-number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as a shell reports a killed command.
+ignored (Ctrl-C included), so the clean-up it triggered is not cut short. Callers catch
+``KeyboardInterrupt``; the class is private because nothing else needs its name. The exit
+status is 128 + the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as a
+shell reports a killed command.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Interrupted", "interrupts_as_exceptions", "exit_status_of"]
+__all__ = ["interrupts_as_exceptions", "exit_status_of"]
 
 # The signals that end a run like Ctrl-C (SIGINT itself still raises a plain KeyboardInterrupt).
 _HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(KeyboardInterrupt):
+class _Interrupted(KeyboardInterrupt):
     """A SIGTERM or SIGHUP, raised where the main thread was, to unwind like Ctrl-C.
 
     Args:
@@ -35,13 +37,13 @@ class Interrupted(KeyboardInterrupt):
 
 def exit_status_of(interrupt: KeyboardInterrupt) -> int:
     """128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
-    signum = interrupt.signum if isinstance(interrupt, Interrupted) else int(signal.SIGINT)
+    signum = interrupt.signum if isinstance(interrupt, _Interrupted) else int(signal.SIGINT)
     return 128 + signum
 
 
 @contextlib.contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise ``Interrupted``; any signal after the first is ignored."""
+    """Within the block, SIGTERM and SIGHUP raise ``_Interrupted``; any signal after the first is ignored."""
     received: list[int] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
@@ -50,7 +52,7 @@ def interrupts_as_exceptions() -> Iterator[None]:
         received.append(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise Interrupted(signum)
+        raise _Interrupted(signum)
 
     handled = list(_HANDLED)
     # SIGINT only where Python would raise KeyboardInterrupt (a background job ignores it: so do we).
