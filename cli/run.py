@@ -22,6 +22,7 @@ again (parts already received are not re-sent; the spool keeps what was read).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from array import array
@@ -283,11 +284,14 @@ class _Run:
                 self._wait()
             return self._write_output()
         except KeyboardInterrupt:
-            self.progress.end()
-            self._print_detached()
+            # After SIGHUP the terminal may be gone: a message that cannot be written must not stop the clean-up.
+            with contextlib.suppress(OSError):
+                self.progress.end()
+                self._print_detached()
             raise
         finally:
-            self.progress.end()  # a terminal gets its cursor back whatever ended the run
+            with contextlib.suppress(OSError):
+                self.progress.end()  # a terminal gets its cursor back whatever ended the run
             if self.spool is not None:
                 self.spool.close()
             self.redis.close()
