@@ -3,7 +3,8 @@
 Each command is a thin layer over the library: it reads settings, calls the
 package that does the work, and turns our errors into messages a person can
 act on (exit status 2 for bad input or configuration, 1 for a failed run,
-130 when Ctrl-C detached from a job).
+3 for a finished ``enrich`` with rows in a ``--fail-on`` status, 130 on Ctrl-C
+and 128 + the signal on SIGTERM or SIGHUP: see ``summary.py`` and ``signals.py``).
 
 - ``enrich``: a file in, one job, the enriched file out (``enrich.py``).
 - ``demo``: ``enrich`` on the sample contacts with everything local (``demo.py``).

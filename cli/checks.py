@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import IO, Any
 
 import click
 from celery import Celery
 
 from dropq.config.celeryconfig import STAGES, queue_name
-from dropq.config.settings import DEFAULT_API_URL, Settings, SettingsError, from_env
+from dropq.config.settings import Settings, SettingsError, from_env
 from dropq.dropcontact.client import DropcontactClient
-from dropq.dropcontact.errors import AuthenticationError, DropcontactError
+from dropq.dropcontact.errors import AuthenticationError, DropcontactError, TransientError
 from dropq.errors import DropqError
 from dropq.workers import keys
 from dropq.workers.embedded import is_redis_reachable
@@ -80,7 +81,7 @@ def api_key_for(settings: Settings) -> str:
     """
     if settings.api_key:
         return settings.api_key
-    if settings.api_url == DEFAULT_API_URL:
+    if settings.is_missing_api_key:
         raise CliError(
             "DROPCONTACT_API_KEY is not set: set it to your Dropcontact access token, "
             "or add --local to try dropq on the bundled sandbox (synthetic results)",
@@ -89,15 +90,22 @@ def api_key_for(settings: Settings) -> str:
     return SANDBOX_DEFAULT_KEY
 
 
-def check_redis(settings: Settings) -> None:
-    """Fail unless Redis (and a Redis broker, when separate) answers PING."""
+def check_redis(settings: Settings, *, local_hint: bool) -> None:
+    """Fail unless Redis (and a Redis broker, when separate) answers PING.
+
+    Args:
+        settings: where Redis is.
+        local_hint: whether the command has ``--local`` to suggest (``enrich`` has; ``status`` has not).
+    """
     for url in dict.fromkeys((settings.redis_url, settings.effective_broker_url)):
         if url.startswith(("redis://", "rediss://", "unix://")) and not is_redis_reachable(url, timeout_s=2.0):
-            raise CliError(
-                f"Redis is not reachable at {safe_url(url)}; start one (`redis-server`) "
-                "or use --local to start a private one for this run",
-                RUN_ERROR,
+            what_to_do = (
+                "start one (`redis-server`) or use --local to start a private one for this run"
+                if local_hint
+                else "start it, or set REDIS_URL to the Redis your workers use (jobs live there; a --local "
+                "run's private Redis is gone once that run ends)"
             )
+            raise CliError(f"Redis is not reachable at {safe_url(url)}; {what_to_do}", RUN_ERROR)
 
 
 def check_token(settings: Settings) -> int:
@@ -117,7 +125,7 @@ def check_token(settings: Settings) -> int:
         read_timeout_s=settings.read_timeout_s,
     )
     try:
-        return client.get_credits()
+        return _credits_with_retries(client, settings.api_url)
     except AuthenticationError as exc:
         raise CliError(
             f"the API at {settings.api_url} refused the access token (401): check DROPCONTACT_API_KEY", USER_ERROR
@@ -128,6 +136,23 @@ def check_token(settings: Settings) -> int:
         client.close()
 
 
+def _credits_with_retries(client: DropcontactClient, api_url: str) -> int:
+    """The balance; a transient error (5xx, 429, a timeout) is tried again after each pause, said on stderr."""
+    for pause_s in TOKEN_CHECK_RETRY_DELAYS_S:
+        try:
+            return client.get_credits()
+        except TransientError as exc:
+            click.echo(f"the credit check got {exc}; trying again in {pause_s:g} s", err=True)
+            time.sleep(pause_s)
+    tries = len(TOKEN_CHECK_RETRY_DELAYS_S) + 1
+    try:
+        return client.get_credits()
+    except TransientError as exc:
+        raise CliError(f"the API at {api_url} did not answer the credit check after {tries} tries: {exc}") from exc
+
+
+# The pre-flight credit check's pauses between tries of a transient error (503, 429, a timeout): 4 tries, 3.5 s.
+TOKEN_CHECK_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 # How long the workers that answered a ping have to list their queues.
 _QUEUES_REPLY_S = 0.5
 

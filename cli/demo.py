@@ -14,9 +14,10 @@ from pathlib import Path
 
 import click
 
-from dropq.cli.checks import DETACHED, USER_ERROR, CliError
+from dropq.cli.checks import USER_ERROR, CliError
 from dropq.cli.progress import format_duration
 from dropq.cli.run import EnrichRequest, EnrichResult, run_enrich
+from dropq.cli.signals import exit_status_of, interrupts_as_exceptions
 from dropq.workers.jobs.outcomes import STATUSES
 
 __all__ = ["demo_command", "sample_path", "format_summary"]
@@ -69,8 +70,9 @@ def demo_command(output: str, api: bool, quiet: bool) -> None:
         input_path=str(sample), output=output, siren=True, local=True, force_sandbox=not api, quiet=quiet
     )
     try:
-        result = run_enrich(request)
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(DETACHED) from None
+        with interrupts_as_exceptions():
+            result = run_enrich(request)
+    except KeyboardInterrupt as interrupt:
+        raise click.exceptions.Exit(exit_status_of(interrupt)) from None
     if result is not None:
         click.echo(format_summary(result))

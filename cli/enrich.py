@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+import redis
 
-from dropq.cli.checks import DETACHED, USER_ERROR, CliError
-from dropq.cli.run import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, DEFAULT_PING_TIMEOUT_S, EnrichRequest, run_enrich
+from dropq.cli.checks import RUN_ERROR, USER_ERROR, CliError
+from dropq.cli.run import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PART_SIZE,
+    DEFAULT_PING_TIMEOUT_S,
+    EnrichRequest,
+    EnrichResult,
+    new_job_id,
+    run_enrich,
+)
+from dropq.cli.signals import exit_status_of, interrupts_as_exceptions
+from dropq.cli.summary import (
+    DEFAULT_FAIL_ON,
+    FAIL_ON_STATUSES,
+    exit_status_for,
+    parse_fail_on,
+    summary_of,
+    write_summary,
+)
 
 __all__ = ["enrich_command"]
 
@@ -96,6 +117,19 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="CSV cells as they are: no ' before cells starting with = + - @ tab CR (which a spreadsheet runs)",
         ),
+        click.option(
+            "--fail-on",
+            default=DEFAULT_FAIL_ON,
+            show_default=True,
+            metavar="STATUS,...",
+            callback=_fail_on,
+            help=f"exit with status 3 when a row ends in one of these ({', '.join(FAIL_ON_STATUSES)}; none)",
+        ),
+        click.option(
+            "--summary-json",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="write the run's counts by status, credits, duration and output path to this file (JSON)",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="no progress line"),
     ]
     for decorator in reversed(decorators):
@@ -103,7 +137,23 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-@click.command("enrich")
+def _fail_on(_ctx: click.Context, _param: click.Parameter, value: str) -> frozenset[str]:
+    try:
+        return parse_fail_on(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+_EPILOG = """\b
+Exit status:
+  0    every row came back, none in a --fail-on status (also --no-wait once sent)
+  3    finished, and some rows ended in a --fail-on status (default: failed)
+  1    the run failed (Redis, workers or the API not answering)
+  2    usage or configuration (an option, the input, a variable, the token)
+  130  Ctrl-C (143 SIGTERM, 129 SIGHUP): stopped; the job is not cancelled"""
+
+
+@click.command("enrich", epilog=_EPILOG)
 @_options
 def enrich_command(**options: Any) -> None:
     """Enrich a CSV or JSON Lines file (or - for stdin) through Dropcontact: one row out per row in.
@@ -115,11 +165,48 @@ def enrich_command(**options: Any) -> None:
     no_wait = options.pop("no_wait")
     mappings = tuple(options.pop("mappings"))
     destinations = tuple(options.pop("destinations"))
+    fail_on: frozenset[str] = options.pop("fail_on")
+    summary_path: Path | None = options.pop("summary_json")
     req = EnrichRequest(**options, mappings=mappings, destinations=destinations, wait=not no_wait)
-    if req.input_path != "-" and not Path(req.input_path).exists():
-        raise CliError(f"{req.input_path}: no such file", USER_ERROR)
+    if req.job_id is None:  # chosen here, so that a summary of a run cut short still names its job
+        req = dataclasses.replace(req, job_id=new_job_id(datetime.now()))
+    started_s = time.monotonic()
+
+    def summarise(state: str, status: int, result: EnrichResult | None = None, error: str | None = None) -> None:
+        if summary_path is None:
+            return
+        output = req.output or ("-" if req.input_path == "-" else None)
+        summary = summary_of(
+            state=state, exit_status=status, job_id=req.job_id, output=result.output if result else output,
+            counts=result.counts if result else None, sent=result.sent if result else None,
+            unreadable=result.unreadable if result else 0, credits_used=result.credits_used if result else None,
+            duration_s=time.monotonic() - started_s, synthetic=result.synthetic if result else False,
+            fail_on=fail_on, error=error,
+        )  # fmt: skip
+        write_summary(summary_path, summary)
+
     try:
-        run_enrich(req)
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(DETACHED) from None
+        with interrupts_as_exceptions():
+            if req.input_path != "-" and not Path(req.input_path).exists():
+                raise CliError(f"{req.input_path}: no such file", USER_ERROR)
+            try:
+                result = run_enrich(req)
+            except redis.RedisError as exc:
+                raise CliError(f"Redis stopped answering during the run: {exc}", RUN_ERROR) from exc
+    except KeyboardInterrupt as interrupt:
+        status = exit_status_of(interrupt)
+        summarise("interrupted", status, error="interrupted by a signal; the job was not cancelled")
+        raise click.exceptions.Exit(status) from None
+    except CliError as exc:
+        summarise("error", exc.exit_code, error=exc.format_message())
+        raise
     sys.stdout.flush()
+    if result is None:
+        summarise("sent", 0)
+        return
+    status = exit_status_for(result.counts, fail_on)
+    summarise("finished", status, result)
+    if status:
+        failing = ", ".join(f"{result.counts[s]:,} {s.replace('_', ' ')}" for s in sorted(fail_on) if result.counts[s])
+        click.echo(f"exit status {status}: {failing} (--fail-on {','.join(sorted(fail_on))})", err=True)
+        raise click.exceptions.Exit(status)

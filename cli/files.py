@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dropq.cli.checks import USER_ERROR, CliError
+from dropq.dropcontact.flatten import flatten_outcome
 from dropq.dropcontact.tabular import (
     detect_delimiter,
     neutralise_formula,
@@ -149,6 +150,18 @@ def _sniff_format(path: Path) -> str:
     return "jsonl" if start.startswith(b"{") else "csv"
 
 
+def _has_content(path: Path) -> bool:
+    """Whether the file holds anything but whitespace and a BOM (read in chunks: a huge file stops at once)."""
+    with path.open("rb") as handle:
+        first = True
+        while chunk := handle.read(_SNIFF_CHARS):
+            if first:
+                chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+            if chunk.strip():
+                return True
+    return False
+
+
 def _clean_text(text: str) -> str:
     # Undecodable bytes become U+FFFD in the output, which must be valid text.
     if _UNDECODED.search(text) is None:
@@ -189,6 +202,9 @@ class InputFile:
         self.columns: list[str] = []
         if self.format == "csv":
             self._read_header()
+        elif not _has_content(path):
+            # As for CSV: an empty file is a mistake to say, not a job of no rows (a header-only CSV is one).
+            raise InputError(f"{path}: the file is empty (a JSON Lines file needs one object per line)")
 
     def _open_text(self) -> IO[str]:
         # surrogateescape keeps reading past bytes that do not decode; the row holding them is reported.
@@ -327,8 +343,10 @@ class OutputFile:
         fmt: ``csv`` or ``jsonl``.
         input_columns: the input's columns (the first columns of a CSV output).
         siren: whether registry columns are included.
+        job_id: the job, named in every JSON Lines row.
         delimiter: the CSV delimiter (the input's, so the output opens the same way).
         escape_formulas: whether CSV cells that a spreadsheet would run get a leading ``'``.
+        source: whether a CSV output has a ``source`` column (a result cache is in use).
     """
 
     def __init__(
@@ -338,10 +356,14 @@ class OutputFile:
         input_columns: Sequence[str],
         *,
         siren: bool,
+        job_id: str | None = None,
         delimiter: str = ",",
         escape_formulas: bool = True,
+        source: bool = False,
     ) -> None:
         self.path = path
+        self.source = source
+        self.job_id = job_id
         self.format = fmt
         self.input_columns = list(input_columns)
         self.siren = siren
@@ -356,23 +378,37 @@ class OutputFile:
         self._csv = csv.writer(self._handle, delimiter=delimiter) if fmt == "csv" else None
         self._cell = neutralise_formula if escape_formulas else str
         if self._csv is not None:
-            self._csv.writerow([self._cell(c) for c in output_columns(self.input_columns, siren=siren)])
+            self._csv.writerow([self._cell(c) for c in output_columns(self.input_columns, siren=siren, source=source)])
 
-    def write(self, row: InputRow, outcome: Mapping[str, Any] | None, record_json: str | None = None) -> None:
+    def write(self, row: InputRow, outcome: Mapping[str, Any] | None) -> None:
         """Write the output row of one input row and its outcome (None: the pipeline gave none)."""
         if self._csv is not None:
             cells = (
                 row.cells if row.cells is not None else [_cell_text((row.obj or {}).get(c)) for c in self.input_columns]
             )
-            cells = output_cells(cells, len(self.input_columns), outcome, siren=self.siren)
+            cells = output_cells(cells, len(self.input_columns), outcome, siren=self.siren, source=self.source)
             self._csv.writerow([self._cell(c) for c in cells])
         else:
-            given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
-            head = {"line": row.line, "input": given, "status": (outcome or {}).get("status") or "failed",
-                    "reason": (outcome or {}).get("reason")}  # fmt: skip
-            text = json.dumps(head, ensure_ascii=False)[:-1]
-            self._handle.write(f'{text}, "record": {record_json or "null"}}}\n')
+            self._handle.write(json.dumps(self._jsonl_row(row, outcome or {}), ensure_ascii=False) + "\n")
         self.rows_written += 1
+
+    def _jsonl_row(self, row: InputRow, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        """The pipeline's outcome shape (``OUTCOME_KEYS``) plus ``line``; ``input`` is the row as read, all columns."""
+        given = row.obj if row.obj is not None else dict(zip(self.input_columns, row.cells or [], strict=False))
+        flat = flatten_outcome(outcome)
+        return {
+            "job_id": self.job_id,
+            "index": outcome.get("index"),  # None for a row that could not be read (never sent)
+            "line": row.line,
+            "status": outcome.get("status") or "failed",
+            "reason": outcome.get("reason"),
+            "best_email": flat["email"] or None,
+            "qualification": flat["email_qualification"] or None,
+            "record": outcome.get("record"),
+            "input": given,
+            "source": outcome.get("source"),
+            **({"fetched_at": outcome["fetched_at"]} if outcome.get("fetched_at") else {}),
+        }
 
     def commit(self) -> None:
         """Finish the file: flush, close and move it into place."""

@@ -9,17 +9,20 @@ What it decides:
   ``DROPQ_SANDBOX_*`` variables say otherwise. Its results are synthetic.
 * **Redis**: a private ``redis-server`` when none answers at ``REDIS_URL``, or
   when the sandbox runs and workers already listen there (they talk to another
-  API and would take our tasks).
+  API and would take our tasks), or when ``redis_dir`` holds the data an
+  interrupted run kept there (it is resumed from it).
 * **Workers**: local worker processes when none answers a ping, or when this
   stack started the sandbox or the Redis (nobody else knows them).
 
 With an API key, a reachable Redis and a listening worker, it starts nothing.
-Everything it starts is stopped on exit, in reverse order.
+Everything it starts is stopped on exit, in reverse order; ``redis_dir`` is kept
+when the exit is an interrupt (Ctrl-C, SIGTERM, SIGHUP), and removed otherwise.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -87,6 +90,9 @@ class LocalStack:
         environ: the environment the workers and the sandbox inherit (``os.environ`` by default).
         ping_timeout_s: how long to wait for a running worker's answer.
         redis: False for the sandbox alone (``dropq credits --local``): no Redis, no workers.
+        redis_dir: where a private Redis keeps its data (append-only file), so that an interrupted run can be
+            resumed: when this folder holds data already, the private Redis starts from it whatever answers at
+            ``REDIS_URL``. None: a throwaway folder, removed with the Redis.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class LocalStack:
         environ: Mapping[str, str] | None = None,
         ping_timeout_s: float = 1.0,
         redis: bool = True,
+        redis_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self._echo = echo
@@ -109,6 +116,7 @@ class LocalStack:
         self._environ = dict(os.environ if environ is None else environ)
         self._ping_timeout_s = ping_timeout_s
         self._need_redis = redis
+        self.redis_dir = redis_dir
         self._redis: EmbeddedRedis | None = None
         self._sandbox: subprocess.Popen[bytes] | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
@@ -128,10 +136,12 @@ class LocalStack:
         return self._redis is not None
 
     def __enter__(self) -> LocalStack:
+        resuming = self.has_kept_redis
         try:
             self._start()
-        except BaseException:
-            self.close(keep_logs=True)
+        except BaseException as exc:
+            # What an interrupted run kept is kept until a run ends well, whatever stopped this one.
+            self.close(keep_logs=True, keep_redis_data=resuming or isinstance(exc, KeyboardInterrupt))
             raise
         return self
 
@@ -146,7 +156,10 @@ class LocalStack:
         if not self._need_redis:
             return
         need_workers = self._want_sandbox
-        if not is_redis_reachable(self.settings.redis_url):
+        if self.has_kept_redis:
+            self._start_redis(f"with the data an interrupted run kept in {self.redis_dir}")
+            need_workers = True
+        elif not is_redis_reachable(self.settings.redis_url):
             self._start_redis(f"no Redis at {self.settings.redis_url}")
             need_workers = True
         elif self._workers_listening():
@@ -195,9 +208,19 @@ class LocalStack:
         self._note(f"the sandbox at {url}")
         return url, key
 
+    @property
+    def has_kept_redis(self) -> bool:
+        """Whether ``redis_dir`` holds the data of a private Redis (an interrupted run's)."""
+        return self.redis_dir is not None and self.redis_dir.is_dir() and any(self.redis_dir.iterdir())
+
     def _start_redis(self, why: str) -> None:
+        kept = self.redis_dir
         try:
-            self._redis = EmbeddedRedis().start()
+            if kept is not None:
+                kept.mkdir(mode=0o700, exist_ok=True)
+                self._redis = EmbeddedRedis(appendonly=True, directory=str(kept)).start()
+            else:
+                self._redis = EmbeddedRedis().start()
         except WorkerError as exc:  # no redis-server anywhere, or one that did not start
             raise LocalStackError(f"a private Redis could not start: {exc}") from exc
         self.settings = self.settings.replace(redis_url=self._redis.url, broker_url="")
@@ -242,8 +265,13 @@ class LocalStack:
             self._app = client_app(self.settings)
         return self._app
 
-    def close(self, *, keep_logs: bool = False) -> None:
-        """Stop the workers, then the private Redis, then the sandbox; drop the logs of a clean run."""
+    def close(self, *, keep_logs: bool = False, keep_redis_data: bool = False) -> None:
+        """Stop the workers, then the private Redis, then the sandbox; drop the logs of a clean run.
+
+        Args:
+            keep_logs: keep the log files (something went wrong: the message names them).
+            keep_redis_data: keep ``redis_dir`` (an interrupted run, to be resumed); else it is removed.
+        """
         clean = not keep_logs
         for process in self._processes:
             if process.poll() is None:
@@ -262,6 +290,8 @@ class LocalStack:
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
+            if self.redis_dir is not None and not keep_redis_data:
+                shutil.rmtree(self.redis_dir, ignore_errors=True)
         if self._sandbox is not None:
             stop_process(self._sandbox, _SANDBOX_STOP_TIMEOUT_S)
             self._sandbox = None
@@ -273,4 +303,5 @@ class LocalStack:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close(keep_logs=exc_type is not None and not issubclass(exc_type, KeyboardInterrupt))
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.close(keep_logs=exc_type is not None and not interrupted, keep_redis_data=interrupted)

@@ -26,7 +26,7 @@ def metrics_command(host: str | None, port: int | None) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
     settings = settings_or_exit()
-    check_redis(settings)
+    check_redis(settings, local_hint=False)
 
     def client_for(url: str) -> redis.Redis:
         return redis.Redis.from_url(

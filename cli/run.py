@@ -22,6 +22,7 @@ again (parts already received are not re-sent; the spool keeps what was read).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from array import array
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,16 @@ from dropq.cli.checks import (
     check_redis,
     check_token,
     check_workers,
+    safe_url,
     settings_or_exit,
 )
 from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
 from dropq.cli.local import LocalStack, client_app
-from dropq.cli.progress import ProgressLine, RateMeter, format_duration, format_progress
-from dropq.cli.spool import OutcomeSpool, StreamCollector, spool_path_for
+from dropq.cli.progress import JobProgress, RateMeter, format_duration
+from dropq.cli.spool import OutcomeSpool, StreamCollector, private_folder, spool_path_for
 from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
+from dropq.dropcontact.records import INPUT_FIELDS
 from dropq.dropcontact.tabular import (
     ColumnMappingError,
     contact_from_cells,
@@ -59,10 +63,11 @@ from dropq.dropcontact.tabular import (
     reason_with_lines,
 )
 from dropq.workers import keys
+from dropq.workers.destinations.files import file_stem
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
 from dropq.workers.jobs.options import is_valid_job_id
 
-__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "SYNTHETIC_BANNER"]
+__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "synthetic_banner"]
 
 # Contacts per dropq.enrich message: small messages, few of them.
 DEFAULT_PART_SIZE = 1000
@@ -74,15 +79,30 @@ DEFAULT_PING_TIMEOUT_S = 3.0
 REFRESH_S = 0.5
 # Unreadable rows are each announced on stderr up to this many; the output has them all.
 MAX_ROW_WARNINGS = 20
+# JSON Lines: the objects whose keys are checked for an API field before sending.
+_KEYS_SAMPLE_ROWS = 1000
 # No progress for this long: check that a worker still answers, and say so when none does.
 STALL_CHECK_S = 30.0
 
-SYNTHETIC_BANNER = """\
-================================================================================
-  SYNTHETIC RESULTS: DROPCONTACT_API_KEY is not set, so this run uses the dropq
-  sandbox, a local emulator of the Dropcontact API. Every email, phone and company
-  detail in the output is made up. Set DROPCONTACT_API_KEY for real enrichment.
-================================================================================"""
+_RULE = "=" * 80
+
+
+def synthetic_banner(*, key_is_set: bool) -> str:
+    """The warning of a run on the sandbox: why it is the sandbox (no key, or ``dropq demo`` on purpose)."""
+    if key_is_set:
+        why = [
+            "  SYNTHETIC RESULTS: dropq demo runs on the dropq sandbox, a local emulator of the",
+            "  Dropcontact API, even though DROPCONTACT_API_KEY is set: the sample's people are",
+            "  made up, and real credits should not go on them. Every email, phone and company",
+            "  detail in the output is made up. `dropq demo --api` uses your key (and credits).",
+        ]
+    else:
+        why = [
+            "  SYNTHETIC RESULTS: DROPCONTACT_API_KEY is not set, so this run uses the dropq",
+            "  sandbox, a local emulator of the Dropcontact API. Every email, phone and company",
+            "  detail in the output is made up. Set DROPCONTACT_API_KEY for real enrichment.",
+        ]
+    return "\n".join([_RULE, *why, _RULE])
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +139,8 @@ class EnrichResult:
     output: str
     rows: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    unreadable: int = 0
     credits_used: int = 0
     elapsed_s: float = 0.0
     synthetic: bool = False
@@ -185,7 +207,7 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
     try:
         prepared = _prepare(req, temp_input or Path(req.input_path))
         if not req.local:
-            check_redis(settings)
+            check_redis(settings, local_hint=True)
             check_token(settings)
             app = client_app(settings)
             try:
@@ -197,10 +219,15 @@ def run_enrich(req: EnrichRequest, settings: Settings | None = None) -> EnrichRe
         if not use_sandbox:
             check_token(settings)
         else:
-            _err(SYNTHETIC_BANNER)
-        with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0)) as stack:
+            _err(synthetic_banner(key_is_set=bool(settings.api_key)))
+        # Against the real API a private Redis keeps its data in a folder of the job's, so that an interrupted
+        # run resumes without paying twice; the sandbox's batches die with it, so there is nothing to keep.
+        redis_dir = None if use_sandbox else private_folder() / f"redis-{file_stem(prepared.job_id)}"
+        with LocalStack(settings, echo=_err, sandbox=use_sandbox, ping_timeout_s=min(req.ping_timeout_s, 1.0),
+                        redis_dir=redis_dir) as stack:  # fmt: skip
             run = _Run(req, prepared, stack.settings, stack.client_app(), synthetic=use_sandbox,
-                       owns_stack=bool(stack.started))  # fmt: skip
+                       owns_stack=bool(stack.started), owns_redis=stack.owns_redis,
+                       kept_redis_dir=redis_dir if stack.owns_redis else None)  # fmt: skip
             return run.execute()
     finally:
         if temp_input is not None:
@@ -212,7 +239,7 @@ class _Run:
 
     def __init__(
         self, req: EnrichRequest, prepared: _Prepared, settings: Settings, app: Celery, *, synthetic: bool,
-        owns_stack: bool,
+        owns_stack: bool, owns_redis: bool = False, kept_redis_dir: Path | None = None,
     ) -> None:  # fmt: skip
         self.req = req
         self.p = prepared
@@ -220,9 +247,11 @@ class _Run:
         self.app = app
         self.synthetic = synthetic
         self.owns_stack = owns_stack
+        self.owns_redis = owns_redis
+        self.kept_redis_dir = kept_redis_dir
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.ledger = JobLedger(self.redis, settings.job_ttl_s)
-        self.progress = ProgressLine(enabled=not req.quiet)
+        self.progress = JobProgress(enabled=not req.quiet)
         self.rate = RateMeter()
         self.sent = 0
         self.total: int | None = None
@@ -244,6 +273,7 @@ class _Run:
                 _err(f"job {job} already finished: writing the output from what it delivered")
                 self.total = existing.received
             else:
+                self._warn_if_no_column_is_sent()
                 self._send(resuming=existing is not None)
             if not self.req.wait:
                 self.progress.end()
@@ -255,10 +285,14 @@ class _Run:
                 self._wait()
             return self._write_output()
         except KeyboardInterrupt:
-            self.progress.end()
-            self._print_detached()
+            # After SIGHUP the terminal may be gone: a message that cannot be written must not stop the clean-up.
+            with contextlib.suppress(OSError):
+                self.progress.end()
+                self._print_detached()
             raise
         finally:
+            with contextlib.suppress(OSError):
+                self.progress.end()  # a terminal gets its cursor back whatever ended the run
             if self.spool is not None:
                 self.spool.close()
             self.redis.close()
@@ -277,13 +311,32 @@ class _Run:
             else:
                 yield contact_from_object(row.obj or {}, self.p.overrides)
 
+    def _warn_if_no_column_is_sent(self) -> None:
+        """Before anything is sent: say so when no column is an API field (every row would be rejected)."""
+        source = self.p.source
+        if source.format == "csv":
+            columns = source.columns
+        else:  # the keys of the first objects stand for the file's
+            seen: dict[str, None] = {}
+            for row in islice(source.rows(), _KEYS_SAMPLE_ROWS):
+                seen.update(dict.fromkeys(row.obj or {}))
+            columns = list(seen)
+        if not columns or map_columns(columns, self.p.overrides).sent_columns:
+            return
+        shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+        example = " ".join(f'--map "{c}={f}"' for c, f in zip(columns, ("first_name", "company"), strict=False))
+        self.progress.note(
+            f"warning: no column of {self.p.display_input} is an API field ({shown}), so nothing can be sent and "
+            f"every row will come back rejected. Name the fields with --map COLUMN=FIELD, e.g. {example} "
+            f"(fields: {', '.join(sorted(INPUT_FIELDS))})"
+        )
+
     def _warn_unreadable(self, row: InputRow) -> None:
         self.warnings += 1
         if self.warnings <= MAX_ROW_WARNINGS:
-            self.progress.end()
-            _err(f"warning: {row.error} (not sent; the output keeps the row as rejected)")
+            self.progress.note(f"warning: {row.error} (not sent; the output keeps the row as rejected)")
         elif self.warnings == MAX_ROW_WARNINGS + 1:
-            _err("warning: more unreadable rows; the output's reason column names each one")
+            self.progress.note("warning: more unreadable rows; the output's reason column names each one")
 
     def _parts(self) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
         size = self.req.part_size
@@ -334,7 +387,7 @@ class _Run:
             self.collector.drain()
         self.status = self.ledger.read(self.p.job_id)
         rate = self.rate.rate(self.status.accounted if self.status else 0, time.monotonic())
-        self.progress.show(format_progress(self.status, sent=self.sent, total=self.total, rate=rate))
+        self.progress.show(self.status, sent=self.sent, total=self.total, rate=rate)
 
     def _wait(self) -> None:
         last_accounted, last_change_s, warned = -1, time.monotonic(), False
@@ -350,7 +403,8 @@ class _Run:
             if status.is_finished:
                 if self.collector is not None:
                     self.collector.drain()
-                self.progress.end(format_progress(status, sent=self.sent, total=self.total, rate=None))
+                self.progress.show(status, sent=self.sent, total=self.total, rate=None)
+                self.progress.end(final=True)
                 return
             now = time.monotonic()
             if status.accounted != last_accounted:
@@ -365,17 +419,18 @@ class _Run:
         try:
             check_workers(self.app, self.settings, self.req.ping_timeout_s)
         except CliError as exc:
-            self.progress.end()
-            _err(f"warning: no progress for {STALL_CHECK_S:.0f}s and {exc.format_message()}; the job resumes "
-                 "when one does")  # fmt: skip
+            self.progress.note(f"warning: no progress for {STALL_CHECK_S:.0f}s and {exc.format_message()}; the job "
+                               "resumes when one does")  # fmt: skip
 
     # -- output ------------------------------------------------------------------------------------------------
 
     def _write_output(self) -> EnrichResult:
         source = self.p.source
         columns = source.columns if source.format == "csv" else source.jsonl_columns()
-        out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren,
-                         delimiter=source.delimiter or ",", escape_formulas=not self.req.raw_csv)  # fmt: skip
+        cached = bool(self.settings.cache_url) and self.req.cache != "off"
+        out = OutputFile(self.p.output, self.p.out_format, columns, siren=self.req.siren, job_id=self.p.job_id,
+                         delimiter=source.delimiter or ",", escape_formulas=not self.req.raw_csv,
+                         source=cached)  # fmt: skip
         result = EnrichResult(job_id=self.p.job_id, output=self._output_name(), synthetic=self.synthetic)
         # The line of each job index, for reasons that name other records (4 bytes a row).
         lines = array("L")
@@ -389,29 +444,25 @@ class _Run:
             for row in source.rows():
                 if not row.is_readable:
                     outcome: dict[str, Any] = {"status": "rejected", "reason": row.error}
-                    record_json = None
+                    result.unreadable += 1
                 else:
                     index = len(lines)
                     lines.append(row.line)
                     while current is not None and current.index < index:
                         current = next(spooled, None)
                     if current is not None and current.index == index:
-                        outcome = current.as_outcome() if self.p.out_format == "csv" else {"status": current.status}
+                        outcome = current.as_outcome()
                         reason = current.reason
-                        record_json = current.record_json
                     else:
-                        outcome, reason, record_json = (
-                            {"status": "failed"},
-                            "no outcome came back from the pipeline",
-                            None,
-                        )
+                        outcome = {"index": index, "status": "failed"}
+                        reason = "no outcome came back from the pipeline"
                     if reason is not None:
                         # The pipeline names records by job index ("record 12: ..."); a person reads lines.
                         named = reason.startswith("record ")
                         outcome["reason"] = (
                             reason_with_lines(reason, line_of) if named else f"line {row.line}: {reason}"
                         )
-                out.write(row, outcome, record_json)
+                out.write(row, outcome)
                 result.counts[str(outcome["status"])] += 1
             out.commit()
         except BaseException:
@@ -421,6 +472,7 @@ class _Run:
         final = self.ledger.read(self.p.job_id)
         result.status = final
         result.credits_used = final.credits_used if final else 0
+        result.sent = final.received if final else self.sent
         result.elapsed_s = time.monotonic() - self.started_s
         if self.spool is not None:
             self.spool.remove()
@@ -429,6 +481,10 @@ class _Run:
         return result
 
     def _print_summary(self, result: EnrichResult) -> None:
+        if not result.rows:
+            _err(f"done: {self.p.display_input} has no rows after its header, so nothing was sent and no credit "
+                 f"used; the output ({result.output}) holds the header only")  # fmt: skip
+            return
         counts = ", ".join(f"{status.replace('_', ' ')} {n:,}" for status, n in sorted(result.counts.items()))
         _err(f"done in {format_duration(result.elapsed_s)}: {result.rows:,} rows ({counts}); "
              f"{result.credits_used:,} credits used; output: {result.output}")  # fmt: skip
@@ -457,11 +513,42 @@ class _Run:
     def _print_detached(self) -> None:
         job = self.p.job_id
         if self.owns_stack:
-            _err(f"\nstopped: the local workers (and any private Redis or sandbox) stop with this command; "
-                 f"run `{self._reattach_command()}` to go on")  # fmt: skip
+            _err("\n" + self._local_stop_message())
             return
         _err(f"\ndetached: job {job} goes on without this command (nothing was cancelled).\n"
              f"  watch it:           dropq status {job} --wait\n"
              f"  write the output:   {self._reattach_command()}")  # fmt: skip
         if self.req.input_path == "-":
             _err("  (the input came from standard input: save it to a file to attach again)")
+
+    def _local_stop_message(self) -> str:
+        """What is true after an interrupted ``--local`` run: whether the same command goes on or starts over."""
+        job = self.p.job_id
+        if self.synthetic:
+            # The sandbox held the batches in flight and is gone: a new one knows none of them.
+            again = ["dropq", "enrich", self.req.input_path]
+            if self.p.output is not None:
+                again += ["-o", str(self.p.output)]
+            again += [*(["--siren"] if self.req.siren else []), "--local"]
+            gone = "its sandbox and private Redis" if self.owns_redis else "its sandbox"
+            return (
+                f"stopped: job {job} ended with this command ({gone} stopped with it; nothing of it can be resumed).\n"
+                f"  start again: {' '.join(again)}\n"
+                "  (a new job from the first row; sandbox results are synthetic and cost no credits)"
+            )
+        if self.kept_redis_dir is not None:
+            note = (
+                "\n  (the input came from standard input: save it to a file to go on)"
+                if self.req.input_path == "-"
+                else ""
+            )
+            return (
+                f"stopped: job {job} stopped with this command; its private Redis keeps the job in "
+                f"{self.kept_redis_dir}.\n"
+                f"  go on: {self._reattach_command()}\n"
+                "  (rows already sent are not sent or charged again; the folder goes once the output is written)"
+                f"{note}"
+            )
+        return (f"stopped: the local workers stop with this command; job {job} stays in Redis at "
+                f"{safe_url(self.settings.redis_url)}.\n"
+                f"  go on: {self._reattach_command()}  (rows already sent are not sent or charged again)")  # fmt: skip

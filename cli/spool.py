@@ -28,7 +28,7 @@ from dropq.cli.checks import CliError
 from dropq.workers import keys
 from dropq.workers.destinations.files import file_stem
 
-__all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for"]
+__all__ = ["OutcomeSpool", "SpooledOutcome", "StreamCollector", "spool_path_for", "private_folder"]
 
 # Entries read from the stream per XREAD (one SQLite transaction each).
 READ_COUNT = 2000
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
     idx    INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
     reason TEXT,
-    record TEXT
+    record TEXT,
+    source TEXT,
+    fetched_at TEXT
 )
 """
 
@@ -84,11 +86,17 @@ class SpooledOutcome:
     status: str
     reason: str | None
     record_json: str | None
+    source: str | None = None
+    fetched_at: str | None = None
 
     def as_outcome(self) -> dict[str, Any]:
         """The outcome mapping that ``dropcontact.tabular.output_cells`` takes."""
         record = json.loads(self.record_json) if self.record_json else None
-        return {"index": self.index, "status": self.status, "reason": self.reason, "record": record}
+        outcome = {"index": self.index, "status": self.status, "reason": self.reason, "record": record}
+        outcome["source"] = self.source
+        if self.fetched_at is not None:
+            outcome["fetched_at"] = self.fetched_at
+        return outcome
 
 
 class OutcomeSpool:
@@ -106,6 +114,10 @@ class OutcomeSpool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
+        for column in ("source", "fetched_at"):  # a spool an earlier version left (a resumed run)
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE outcomes ADD COLUMN {column} TEXT")
         self._db.commit()
 
     def add(self, outcomes: Iterable[dict[str, Any]]) -> int:
@@ -116,11 +128,13 @@ class OutcomeSpool:
                 str(o.get("status") or "failed"),
                 None if o.get("reason") is None else str(o["reason"]),
                 None if o.get("record") is None else json.dumps(o["record"], ensure_ascii=False),
+                o.get("source"),
+                o.get("fetched_at"),
             )
             for o in outcomes
         ]
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
     def count(self) -> int:
@@ -129,9 +143,9 @@ class OutcomeSpool:
 
     def in_order(self) -> Iterator[SpooledOutcome]:
         """Every stored outcome by increasing index (a cursor: nothing is loaded at once)."""
-        cursor = self._db.execute("SELECT idx, status, reason, record FROM outcomes ORDER BY idx")
-        for index, status, reason, record in cursor:
-            yield SpooledOutcome(index, status, reason, record)
+        cursor = self._db.execute("SELECT idx, status, reason, record, source, fetched_at FROM outcomes ORDER BY idx")
+        for row in cursor:
+            yield SpooledOutcome(*row)
 
     def close(self) -> None:
         """Close the database."""

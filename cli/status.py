@@ -12,8 +12,8 @@ import redis
 
 from dropq.cli.checks import DETACHED, RUN_ERROR, CliError, check_redis, check_token, safe_url, settings_or_exit
 from dropq.cli.local import LocalStack
-from dropq.cli.progress import ProgressLine, RateMeter, format_progress
-from dropq.cli.run import SYNTHETIC_BANNER
+from dropq.cli.progress import JobProgress, RateMeter
+from dropq.cli.signals import exit_status_of, interrupts_as_exceptions
 from dropq.config.settings import Settings
 from dropq.workers import keys
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
@@ -98,7 +98,7 @@ def _print_text(report: dict[str, Any]) -> None:
 def status_command(job_id: str, as_json: bool, wait: bool) -> None:
     """Show a job's ledger: counts, state, the accounting check, credits and the rate limiter."""
     settings = settings_or_exit()
-    check_redis(settings)
+    check_redis(settings, local_hint=False)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         ledger = JobLedger(client, settings.job_ttl_s)
@@ -121,14 +121,10 @@ def status_command(job_id: str, as_json: bool, wait: bool) -> None:
 
 
 def _watch(ledger: JobLedger, status: JobStatus) -> JobStatus:
-    progress, rate = ProgressLine(), RateMeter()
+    progress, rate = JobProgress(), RateMeter()
     try:
         while not status.is_finished:
-            progress.show(
-                format_progress(
-                    status, sent=status.received, total=None, rate=rate.rate(status.accounted, time.monotonic())
-                )
-            )
+            progress.show(status, sent=status.received, total=None, rate=rate.rate(status.accounted, time.monotonic()))
             time.sleep(_WAIT_REFRESH_S)
             status = ledger.read(status.job_id) or status
     except KeyboardInterrupt:
@@ -144,14 +140,19 @@ def _watch(ledger: JobLedger, status: JobStatus) -> JobStatus:
 def credits_command(local: bool, as_json: bool) -> None:
     """Print the account's credits left (the free endpoint: costs nothing)."""
     settings = settings_or_exit()
-    if local and not settings.api_key:
-        click.echo(SYNTHETIC_BANNER, err=True)
-        with LocalStack(settings, echo=lambda text: click.echo(text, err=True), sandbox=True, workers=0,
-                        redis=False) as stack:  # fmt: skip
-            balance = check_token(stack.settings)
+    synthetic = local and not settings.api_key
+    if synthetic:
+        # One number is asked for: where it came from is said on its line, not in a banner before it.
+        try:
+            with interrupts_as_exceptions(), LocalStack(settings, echo=lambda _text: None, sandbox=True, workers=0,
+                                                        redis=False) as stack:  # fmt: skip
+                balance = check_token(stack.settings)
+        except KeyboardInterrupt as interrupt:
+            raise click.exceptions.Exit(exit_status_of(interrupt)) from None
     else:
         balance = check_token(settings)
     if as_json:
-        click.echo(json.dumps({"credits": balance, "synthetic": local and not settings.api_key}))
+        click.echo(json.dumps({"credits": balance, "synthetic": synthetic}))
     else:
-        click.echo(f"{balance:,} credits left")
+        suffix = " (synthetic: the balance of a sandbox started for this command)" if synthetic else ""
+        click.echo(f"{balance:,} credits left{suffix}")

@@ -37,6 +37,7 @@ __all__ = [
     "FILE_SUFFIX",
     "DEFAULT_API_URL",
     "DEFAULT_KEY_PREFIX",
+    "MISSING_API_KEY_REASON",
 ]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -76,6 +77,11 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 DEFAULT_METRICS_PORT = 9750
 # The namespace of a deployment's Redis keys and queues: two deployments on one Redis use two prefixes.
 DEFAULT_KEY_PREFIX = "dropq"
+# Why a worker with no API key fails its jobs at once, against the real API (which would refuse each request).
+MISSING_API_KEY_REASON = (
+    "DROPCONTACT_API_KEY is not set on the worker: nothing was sent to the API; set it to your access token "
+    "(or DROPCONTACT_API_URL to a sandbox) and restart the workers"
+)
 # Contacts a deployment holds before dropq.enrich holds back new parts: about 300 bytes of Redis each
 # at peak (bench/flow_control.py), so some 75 MB; 34 s of the API's full rate (7,275 contacts/s at 0.97).
 DEFAULT_MAX_WAITING_CONTACTS = 250_000
@@ -307,6 +313,11 @@ class Settings:
     def effective_broker_url(self) -> str:
         """The broker: ``CELERY_BROKER_URL`` when set, else ``REDIS_URL``."""
         return self.broker_url or self.redis_url
+
+    @property
+    def is_missing_api_key(self) -> bool:
+        """Whether no API key is set while the URL is the real API's (which would refuse every request)."""
+        return not self.api_key and self.api_url == DEFAULT_API_URL
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""

@@ -25,8 +25,8 @@ __all__ = ["JoinStatus", "JoinedRecord", "join_results", "correlation_id_of", "c
 class JoinStatus(StrEnum):
     """What became of one sent record."""
 
-    ENRICHED = "enriched"  # a result with at least one email
-    NOT_FOUND = "not_found"  # a result, but no email in it
+    ENRICHED = "enriched"  # a result with a usable email (``qualification.best_email`` picks one)
+    NOT_FOUND = "not_found"  # a result, but no usable email: none, or only invalid / do-not-contact / disposable
     MISSING = "missing"  # no result came back for this record
 
 
@@ -122,6 +122,7 @@ def join_results(sent: Sequence[Mapping[str, Any]], results: Sequence[Mapping[st
         used.add(match)
         result = dict(results[match])
         emails = tuple(parse_emails(result.get("email")))
-        status = JoinStatus.ENRICHED if emails else JoinStatus.NOT_FOUND
+        # An address nobody should write to (invalid, do not contact, disposable) is not an enrichment.
+        status = JoinStatus.ENRICHED if best_email(emails) is not None else JoinStatus.NOT_FOUND
         joined.append(JoinedRecord(position, wanted, dict(record), result, emails, status))
     return joined

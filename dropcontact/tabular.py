@@ -55,6 +55,8 @@ __all__ = [
 
 STATUS_COLUMN = "status"
 REASON_COLUMN = "reason"
+# Where an answer came from (api, cache): a column of its own when a result cache is in use.
+SOURCE_COLUMN = "source"
 # Put before an enriched column's name when an input column already has that name.
 ENRICHED_PREFIX = "enriched_"
 # Delimiters seen in exported contact lists, in order of preference on a tie.
@@ -193,20 +195,21 @@ def enriched_columns(*, siren: bool) -> tuple[str, ...]:
     return tuple(c for c in FLAT_COLUMNS if c not in REGISTRY_COLUMNS)
 
 
-def output_columns(input_columns: Sequence[str], *, siren: bool) -> list[str]:
-    """The header of the output: input columns, enriched columns, status and reason.
+def output_columns(input_columns: Sequence[str], *, siren: bool, source: bool = False) -> list[str]:
+    """The header of the output: input columns, enriched columns, status and reason (and source, with a cache).
 
     An added column whose name (case aside) an input column uses is renamed
-    ``enriched_<name>`` (``dropq_<name>`` for status and reason).
+    ``enriched_<name>`` (``dropq_<name>`` for status, reason and source).
     """
     taken = {c.casefold() for c in input_columns}
     added = [f"{ENRICHED_PREFIX}{c}" if c.casefold() in taken else c for c in enriched_columns(siren=siren)]
-    tail = [f"dropq_{c}" if c.casefold() in taken else c for c in (STATUS_COLUMN, REASON_COLUMN)]
+    ends = (STATUS_COLUMN, REASON_COLUMN, SOURCE_COLUMN) if source else (STATUS_COLUMN, REASON_COLUMN)
+    tail = [f"dropq_{c}" if c.casefold() in taken else c for c in ends]
     return [*input_columns, *added, *tail]
 
 
 def output_cells(
-    input_cells: Sequence[str], width: int, outcome: Mapping[str, Any] | None, *, siren: bool
+    input_cells: Sequence[str], width: int, outcome: Mapping[str, Any] | None, *, siren: bool, source: bool = False
 ) -> list[str]:
     """One output row: the input cells (padded or cut to ``width``), the enriched cells, status and reason.
 
@@ -215,6 +218,7 @@ def output_cells(
         width: the number of input columns.
         outcome: the pipeline's outcome for the row (``status``, ``reason``, ``record``).
         siren: whether registry columns are in the output.
+        source: whether the source column is (a result cache is in use).
     """
     cells = [*input_cells[:width], *([""] * (width - len(input_cells)))]
     flat = flatten_outcome(outcome or {})
@@ -222,6 +226,8 @@ def output_cells(
     status = str((outcome or {}).get("status") or "failed")
     reason = (outcome or {}).get("reason")
     cells.extend((status, "" if reason is None else str(reason)))
+    if source:
+        cells.append(str((outcome or {}).get("source") or ""))
     return cells
 
 

@@ -13,7 +13,7 @@ import redis
 import structlog
 from celery import signals
 
-from dropq.config.settings import Settings
+from dropq.config.settings import MISSING_API_KEY_REASON, Settings
 from dropq.workers import keys
 
 __all__ = ["install", "eviction_warning"]
@@ -48,6 +48,8 @@ def install(settings: Settings) -> None:
             # The store's kind only: the URL may hold a password.
             result_cache=settings.cache_url.split("://", 1)[0] if settings.cache_url else None,
         )
+        if settings.is_missing_api_key:
+            _log.error("api_key_missing", api_url=settings.api_url, reason=MISSING_API_KEY_REASON)
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         try:
             warning = eviction_warning(client)

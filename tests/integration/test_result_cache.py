@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -18,9 +19,11 @@ from dropq.workers.cache.postgres import PostgresCacheStore
 from dropq.workers.cache.redis_store import RedisCacheStore
 from dropq.workers.embedded import EmbeddedRedis
 from dropq.workers.jobs.ledger import JobStatus
+from tests.integration.test_cli_enrich import run_dropq
 from tests.support.pipeline import read_stream, wait_for_job, worker_env
 from tests.support.processes import client_app
 
+ROOT = Path(__file__).resolve().parents[2]
 DAY_MS = 24 * 3600 * 1000
 NOW_MS = 1_800_000_000_000
 SECRET = b"test-secret"
@@ -319,3 +322,29 @@ def test_a_part_held_behind_a_failed_batch_sends_its_contacts_itself(
 def _send(app: Any, job_id: str, contacts: list[dict[str, Any]]) -> None:
     kwargs = {"contacts": contacts, "job_id": job_id, "destinations": ["stream"]}
     app.send_task("dropq.enrich", kwargs=kwargs, queue="dropq.produce").get(timeout=30)
+
+
+def test_enriching_the_sample_file_twice_pays_once_and_writes_the_same_rows(
+    cached_deployment: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """``dropq enrich examples/contacts.csv`` twice: the second run sends nothing, costs nothing, and writes the
+    same rows, its source column saying "cache" where the first said "api"."""
+    _, env = cached_deployment
+    sample = str(ROOT / "examples" / "contacts.csv")
+    first_out, second_out = tmp_path / "first.csv", tmp_path / "second.csv"
+    first = run_dropq(["enrich", sample, "-o", str(first_out), "-q", "--summary-json", str(tmp_path / "1.json")], env)
+    assert first.returncode in (0, 3), first.stderr
+    posted, paid = sandbox.stats()["records_received"], _credits(sandbox)
+    assert posted > 0 and paid > 0
+
+    second = run_dropq(["enrich", sample, "-o", str(second_out), "-q"], env)
+
+    assert second.returncode == first.returncode, second.stderr
+    assert sandbox.stats()["records_received"] == posted and _credits(sandbox) == paid
+    assert "credits saved" in second.stderr
+    with first_out.open(newline="") as a, second_out.open(newline="") as b:
+        one, two = list(csv.reader(a)), list(csv.reader(b))
+    assert one[0] == two[0] and one[0][-1] == "source"
+    assert [row[:-1] for row in two] == [row[:-1] for row in one]
+    sources = {(x[-1], y[-1]) for x, y in zip(one[1:], two[1:], strict=True)}
+    assert sources <= {("api", "cache"), ("", "")} and ("api", "cache") in sources

@@ -15,6 +15,7 @@ import amqp.exceptions
 import kombu
 import pytest
 
+from dropq.workers.jobs.outcomes import OUTCOME_KEYS
 from tests.support.contacts import make_contacts
 from tests.support.pipeline import wait_for_job, worker_env
 from tests.support.processes import ROOT, client_app
@@ -90,6 +91,9 @@ def test_another_app_enriches_through_send_task_and_gets_callbacks(
         assert done[0]["summary"]["state"] == "finished"
         assert done[0]["summary"]["finished_ms"] == status.finished_ms > 0
         assert sorted(r["index"] for r in records) == list(range(600))
+        # The callback's records have the documented outcome's keys, in order, whatever their status.
+        assert {r["status"] for r in records} >= {"rejected", "duplicate"}
+        assert all(tuple(r)[: len(OUTCOME_KEYS)] == OUTCOME_KEYS for r in records), records[:3]
         assert status.received == status.delivered + status.rejected + status.duplicates + status.failed
     finally:
         app.close()

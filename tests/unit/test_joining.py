@@ -80,10 +80,18 @@ def test_each_result_joins_at_most_one_record() -> None:
         (_result("a", email=False), JoinStatus.NOT_FOUND),
         ({**_result("a", email=False), "email": []}, JoinStatus.NOT_FOUND),
         ({**_result("a", email=False), "email": "a@example.com"}, JoinStatus.NOT_FOUND),
+        ({**_result("a", email=False), "email": [{"email": "a@x.example", "qualification": "invalid"}]},
+         JoinStatus.NOT_FOUND),
+        ({**_result("a", email=False), "email": [{"email": "a@yopmail.com", "qualification": "nominative@disposable"},
+                                                  {"email": "b@x.example", "qualification": "Do_Not_Contact@pro"}]},
+         JoinStatus.NOT_FOUND),
+        ({**_result("a", email=False), "email": [{"email": "a@x.example", "qualification": "invalid@invalid"},
+                                                  {"email": "b@x.example", "qualification": "catch_all@pro"}]},
+         JoinStatus.ENRICHED),
     ],
-)
-def test_status_says_whether_an_email_was_found(result: dict[str, Any], status: JoinStatus) -> None:
-    """Enriched means at least one email came back; an echoed input string is not a found email."""
+)  # fmt: skip
+def test_status_says_whether_a_usable_email_was_found(result: dict[str, Any], status: JoinStatus) -> None:
+    """Enriched means a usable email came back; an echoed input string or unusable addresses alone are not_found."""
     assert join_results(_sent("a"), [result])[0].status is status
 
 

@@ -108,6 +108,8 @@ class Answer:
     best_email: str | None
     qualification: str | None
     fetched_ms: int
+    # Why a not_found is one (only unusable addresses came back), as the API's answer said it.
+    reason: str | None = None
 
     @property
     def fetched_at(self) -> str:
@@ -118,7 +120,7 @@ class Answer:
     def to_json(self) -> str:
         """The stored form (status and time are kept beside it)."""
         return json.dumps(
-            {"r": self.record, "b": self.best_email, "q": self.qualification},
+            {"r": self.record, "b": self.best_email, "q": self.qualification, "w": self.reason},
             separators=(",", ":"),
             ensure_ascii=False,
         )
@@ -127,7 +129,7 @@ class Answer:
     def from_stored(cls, stored: Stored) -> Answer:
         """Read back what ``to_json`` wrote."""
         raw = json.loads(stored.answer)
-        return cls(stored.status, dict(raw["r"]), raw.get("b"), raw.get("q"), stored.fetched_ms)
+        return cls(stored.status, dict(raw["r"]), raw.get("b"), raw.get("q"), stored.fetched_ms, raw.get("w"))
 
 
 def cacheable(outcome: Mapping[str, Any]) -> bool:

@@ -1,9 +1,12 @@
 """Outcomes waiting for delivery: one unit per batch (or per segment's rejects), one delivery per destination.
 
-An outcome is what every destination receives for one input record::
+An outcome is what every destination receives for one input record, always with the keys of
+``OUTCOME_KEYS`` in that order (``documented_outcome``), then ``duplicate_of``, ``rule`` or ``fetched_at``
+when they apply::
 
     {"job_id": "...", "index": 12, "status": "enriched", "reason": null,
-     "record": {...the enriched record, custom_fields included...}, "input": {...}}
+     "best_email": "ada@acme.example", "qualification": "nominative@pro",
+     "record": {...the enriched record, custom_fields included...}, "input": {...}, "source": "api"}
 
 ``status`` is one of ``enriched``, ``not_found``, ``rejected``, ``duplicate``, ``failed``.
 """
@@ -11,6 +14,7 @@ An outcome is what every destination receives for one input record::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -20,9 +24,26 @@ from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import delivery_member
 from dropq.workers.metrics.fields import delivery_field
 
-__all__ = ["OutcomeStore", "STATUSES", "batch_unit_id", "segment_unit_id", "job_of_unit"]
+__all__ = [
+    "OutcomeStore",
+    "STATUSES",
+    "OUTCOME_KEYS",
+    "documented_outcome",
+    "batch_unit_id",
+    "segment_unit_id",
+    "job_of_unit",
+]
 
 STATUSES = ("enriched", "not_found", "rejected", "duplicate", "failed")
+# Every outcome has these keys, in this order (None where they do not apply: a rejected record has no best_email).
+OUTCOME_KEYS = ("job_id", "index", "status", "reason", "best_email", "qualification", "record", "input", "source")
+
+
+def documented_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome with every key of ``OUTCOME_KEYS`` (missing ones None), in order, then its other keys."""
+    shaped = {key: outcome.get(key) for key in OUTCOME_KEYS}
+    shaped.update((key, value) for key, value in outcome.items() if key not in shaped)
+    return shaped
 
 
 def batch_unit_id(batch_id: str) -> str:
@@ -56,7 +77,8 @@ class OutcomeStore:
     def load(self, unit_id: str) -> list[dict[str, Any]] | None:
         """The outcomes of a unit, or None when every destination already has them."""
         raw = self._redis.hget(keys.unit_key(unit_id), "payload")
-        return list(json.loads(str(raw))) if raw else None
+        # Shaped here, the one door to every destination: each stage may build its outcomes its own way.
+        return [documented_outcome(outcome) for outcome in json.loads(str(raw))] if raw else None
 
     def is_delivered(self, job_id: str, unit_id: str, destination: str) -> bool:
         """Whether this destination's delivery of the unit was already counted."""

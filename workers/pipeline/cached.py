@@ -83,7 +83,7 @@ def cached_outcome(job_id: str, index: int, payload: dict[str, Any], answer: Ans
         "job_id": job_id,
         "index": index,
         "status": answer.status,
-        "reason": None,
+        "reason": answer.reason,
         "record": record,
         "input": payload,
         "best_email": answer.best_email,
@@ -122,7 +122,9 @@ def keep_answers(
         identity = identity_key(j.input)
         if identity and cacheable(outcome):
             record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
-            answer = Answer(outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms)
+            answer = Answer(
+                outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms, outcome["reason"]
+            )
             entries.append((rt.cache.key(identity, siren=options.siren, language=options.language), answer))
     try:
         rt.cache.keep(entries)

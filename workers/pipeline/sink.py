@@ -8,18 +8,20 @@ from typing import Any
 import structlog
 
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
+from dropq.dropcontact.qualification import EmailResult
 from dropq.workers.jobs.batches import BatchState
 from dropq.workers.pipeline.cached import keep_answers
 from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sink_batch", "outcome_of", "credits_used_by"]
+__all__ = ["sink_batch", "outcome_of", "credits_used_by", "unusable_emails_reason", "UNUSABLE_EMAILS_REASON"]
 
 _log = structlog.get_logger(__name__)
 
 NOT_PROCESSED_REASON = "not processed by the API before the maximum wait (DROPQ_POLL_MAX_AGE_S)"
 MISSING_REASON = "the API returned no result for this record"
+UNUSABLE_EMAILS_REASON = "no usable email: the API returned only addresses qualified"
 
 
 def _is_unprocessed(joined: JoinedRecord) -> bool:
@@ -34,6 +36,8 @@ def outcome_of(job_id: str, joined: JoinedRecord, *, partial: bool) -> dict[str,
         status, reason = "failed", MISSING_REASON
     elif partial and _is_unprocessed(joined):
         status, reason = "failed", NOT_PROCESSED_REASON
+    elif joined.status is JoinStatus.NOT_FOUND and joined.emails:
+        reason = unusable_emails_reason(joined.emails)
     best = joined.best_email
     return {
         "job_id": job_id,
@@ -46,6 +50,12 @@ def outcome_of(job_id: str, joined: JoinedRecord, *, partial: bool) -> dict[str,
         "qualification": best.qualification.raw if best else None,
         "source": "api",
     }
+
+
+def unusable_emails_reason(emails: Sequence[EmailResult]) -> str:
+    """Why a record with addresses is ``not_found``: each was qualified unusable (the qualifications, no address)."""
+    qualifications = ", ".join(dict.fromkeys(item.qualification.raw or "(none)" for item in emails))
+    return f"{UNUSABLE_EMAILS_REASON}: {qualifications}"
 
 
 def credits_used_by(outcomes: Sequence[Mapping[str, Any]]) -> int:

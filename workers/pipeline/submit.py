@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import structlog
 
+from dropq.config.settings import MISSING_API_KEY_REASON
 from dropq.dropcontact.errors import (
     AuthenticationError,
     DropcontactError,
@@ -70,6 +71,10 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     job = rt.ledger.read(batch.job_id)
     if job is not None and job.fatal_reason:
         return fail_batch(rt, batch, job.fatal_reason)
+    if rt.settings.is_missing_api_key:
+        # Every request would be refused (401): the job fails once, with the reason to fix, and nothing is sent.
+        rt.ledger.set_fatal(batch.job_id, MISSING_API_KEY_REASON)
+        return fail_batch(rt, batch, MISSING_API_KEY_REASON)
     now_ms = rt.now_ms()
     if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
         # Another worker is inside its POST right now; look again once its lease is over.
