@@ -41,6 +41,7 @@ from dropq.config.celeryconfig import caller_routes
 from dropq.config.settings import Settings
 from dropq.dropcontact.sandbox.config import SandboxConfig, env_name
 from dropq.errors import WorkerError
+from dropq.workers.children import die_with_parent
 from dropq.workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
 from dropq.workers.redaction import ContactSafeAMQP
 
@@ -190,7 +191,7 @@ class LocalStack:
         with log.open("wb") as out:
             self._sandbox = subprocess.Popen(
                 [sys.executable, "-m", "dropq", "sandbox"],  # `dropq sandbox`: logs as the workers do
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + _SANDBOX_START_TIMEOUT_S
@@ -218,9 +219,9 @@ class LocalStack:
         try:
             if kept is not None:
                 kept.mkdir(mode=0o700, exist_ok=True)
-                self._redis = EmbeddedRedis(appendonly=True, directory=str(kept)).start()
+                self._redis = EmbeddedRedis(appendonly=True, directory=str(kept), die_with_parent=True).start()
             else:
-                self._redis = EmbeddedRedis().start()
+                self._redis = EmbeddedRedis(die_with_parent=True).start()
         except WorkerError as exc:  # no redis-server anywhere, or one that did not start
             raise LocalStackError(f"a private Redis could not start: {exc}") from exc
         self.settings = self.settings.replace(redis_url=self._redis.url, broker_url="")
@@ -247,7 +248,14 @@ class LocalStack:
                     "-n", name, "--without-mingle", "--without-gossip", "-l", "warning",
                 ]  # fmt: skip
                 self._processes.append(
-                    subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                    subprocess.Popen(
+                        args,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                    )
                 )
         deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
         app = self.client_app()

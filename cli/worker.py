@@ -24,6 +24,7 @@ import click
 
 from dropq.cli.checks import USER_ERROR, CliError, settings_or_exit
 from dropq.config.celeryconfig import DEFAULT_WORKER_THREADS
+from dropq.workers.children import die_with_parent
 
 __all__ = ["worker_command"]
 
@@ -37,8 +38,6 @@ _LOG_LEVEL_VARIABLE = "DROPQ_LOG_LEVEL"
 # Options that name one process (several would clash), and files that need a per-process %n or %i.
 _ONE_PROCESS_OPTIONS = ("-n", "--hostname", "-D", "--detach")
 _PER_PROCESS_FILES = ("--pidfile", "--logfile", "-f")
-# prctl(PR_SET_PDEATHSIG): the signal a child gets when its parent dies (Linux).
-_PR_SET_PDEATHSIG = 1
 # How long the group waits for the others to finish their tasks once one process has exited.
 _STOP_OTHERS_S = 60.0
 
@@ -99,16 +98,6 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the group's process dies (Linux; elsewhere a no-op)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _run_group(commands: list[list[str]]) -> int:
     """Run the processes until one exits; returns the exit code to leave with."""
     children: list[subprocess.Popen[bytes]] = []
@@ -126,7 +115,7 @@ def _run_group(commands: list[list[str]]) -> int:
     try:
         for command in commands:
             # Own sessions: a terminal's Ctrl-C reaches the group once, through forward(), never twice.
-            children.append(subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent))
+            children.append(subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent))
             if stopping:  # a signal came while the group was starting: the late ones get it too
                 children[-1].send_signal(_FORWARDED[signal.Signals(stopping[-1])])
     except OSError:

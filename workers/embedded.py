@@ -20,6 +20,7 @@ from types import TracebackType
 import redis
 
 from dropq.errors import WorkerError
+from dropq.workers import children
 
 __all__ = [
     "EmbeddedRedis",
@@ -105,10 +106,19 @@ class EmbeddedRedis:
         port: the port; a free one by default.
         appendonly: persistence on (``appendonly yes``), for tests that restart Redis.
         directory: where its files go; a temporary folder removed on ``stop`` by default.
+        die_with_parent: the server gets SIGTERM when the thread that started it dies (``children``).
     """
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False, directory: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        directory: str | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
         self.port = port or free_port()
+        self._die_with_parent = die_with_parent
         self.appendonly = appendonly
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="dropq-redis-")
@@ -133,7 +143,12 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", os.path.join(self.directory, "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=children.die_with_parent if self._die_with_parent else None,
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -75,6 +75,30 @@ def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, 
     assert "Traceback" not in text
 
 
+def test_a_killed_local_run_takes_every_process_it_started_with_it(tmp_path: Path) -> None:
+    """SIGKILL (no clean-up can run): the kernel sends each child SIGTERM (PR_SET_PDEATHSIG); none is left."""
+    # Given: a --local run with its sandbox, private Redis and worker, its job sent
+    log = tmp_path / "stderr.txt"
+    process = _start_local_run(tmp_path, log)
+    try:
+        _wait_for(log, "local worker process(es)", process)
+        _wait_for(log, "sent 10/10", process)
+        children = descendants(process.pid)
+        assert len(children) >= 3, children
+        # When
+        process.kill()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # Then: each child stops on its own SIGTERM (the worker's warm shutdown included)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(is_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if is_alive(pid)], log.read_text()
+
+
 def test_an_interrupted_local_run_on_a_private_redis_resumes_from_the_folder_it_names(
     tmp_path: Path, sandbox: Any
 ) -> None:
