@@ -278,7 +278,7 @@ class LocalStack:
 
         Args:
             keep_logs: keep the log files (something went wrong: the message names them).
-            keep_redis_data: keep ``redis_dir`` (an interrupted run, to be resumed); else it is removed.
+            keep_redis_data: keep ``redis_dir`` (an interrupted or failed run, to be resumed); else it is removed.
         """
         clean = not keep_logs
         for process in self._processes:
@@ -312,4 +312,6 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
-        self.close(keep_logs=exc_type is not None and not interrupted, keep_redis_data=interrupted)
+        # A run that failed keeps its private Redis's data too: what it sent (and paid for) is resumed by the
+        # next run of the same job rather than sent again; only a run that ends well removes it.
+        self.close(keep_logs=exc_type is not None and not interrupted, keep_redis_data=exc_type is not None)
