@@ -77,6 +77,13 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="the result cache (DROPQ_CACHE_URL): answer from it, ask the API again and update it, or leave it",
         ),
         click.option(
+            "--priority",
+            type=click.Choice(["auto", "interactive", "bulk"]),
+            default="auto",
+            show_default=True,
+            help="interactive jobs' requests go before bulk ones; auto: interactive for a file of at most 250 rows",
+        ),
+        click.option(
             "--destination",
             "destinations",
             multiple=True,

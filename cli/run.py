@@ -119,6 +119,7 @@ class EnrichRequest:
     siren: bool = False
     language: str | None = None
     cache: str = "use"
+    priority: str = "auto"
     destinations: tuple[str, ...] = ()
     raw_csv: bool = False
     job_id: str | None = None
@@ -365,7 +366,7 @@ class _Run:
                 kwargs = {
                     "contacts": contacts, "job_id": job, "offset": offset, "final": final,
                     "destinations": destinations, "siren": self.req.siren, "language": self.req.language,
-                    "cache": self.req.cache,
+                    "cache": self.req.cache, "priority": self.req.priority,
                 }  # fmt: skip
                 self.app.send_task("dropq.enrich", kwargs=kwargs, queue=queue_name(self.settings, STAGES[0]))
             self.sent += len(contacts)

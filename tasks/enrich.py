@@ -60,6 +60,7 @@ def enrich(
     callback: dict[str, Any] | None = None,
     when_busy: str = "wait",
     cache: str = "use",
+    priority: str = "auto",
 ) -> dict[str, Any]:
     """Accept contacts for a job; returns ``{"job_id", "received"}``. See the README's task API."""
     # Only a missing job_id becomes the task id: "", 0 or {} are refused as what they are.
@@ -72,6 +73,7 @@ def enrich(
             destinations=destinations,
             callback=callback,
             cache=cache,
+            priority=priority,
             own_queues=stage_queues(rt.settings),
         )
         if when_busy not in WHEN_BUSY:

@@ -63,6 +63,7 @@ __all__ = [
     "account_id",
     "limiter_key",
     "cooldown_key",
+    "limiter_first_key",
     "adaptive_rate_key",
     "credits_key",
     "credits_pause_key",
@@ -134,6 +135,11 @@ def _account_key(kind: str, account: str) -> str:
 def limiter_key(account: str) -> str:
     """The rate limiter's state for an account."""
     return _account_key("limiter", account)
+
+
+def limiter_first_key(account: str) -> str:
+    """The first-lane requests waiting for their slot of the account's limiter (a sorted set)."""
+    return _account_key("limiter-first", account)
 
 
 def cooldown_key(account: str) -> str:

@@ -15,6 +15,7 @@ from tests.unit.test_limiter_store import (
     ACQUIRE_TABLE,
     FEEDBACK_POLICY,
     FEEDBACK_TABLE,
+    LANE_TABLE,
     ROUNDING_POLICY,
     ROUNDING_TABLE,
     TABLE_POLICY,
@@ -34,6 +35,17 @@ def test_redis_store_follows_the_acquire_table(
     base_ms = 1_700_000_000_000  # a realistic epoch: microsecond TATs near 2**51 must stay exact
     got = [store.acquire("acct", policy, cost, now_ms=base_ms + now).decision for now, cost, _, _ in table]
     assert got == [Decision(allowed, retry) for _, _, allowed, retry in table]
+
+
+def test_redis_store_follows_the_lane_table(redis_client: redis.Redis) -> None:
+    """acquire.lua's lanes give the same decisions as the specification at every step."""
+    store = RedisStore(redis_client)
+    base_ms = 1_700_000_000_000
+    got = [
+        store.acquire("acct", TABLE_POLICY, 1, now_ms=base_ms + now, lane=lane, request_id=rid).decision
+        for now, lane, rid, _, _ in LANE_TABLE
+    ]
+    assert got == [Decision(allowed, retry) for *_, allowed, retry in LANE_TABLE]
 
 
 def test_redis_store_follows_the_feedback_table(redis_client: redis.Redis) -> None:

@@ -185,3 +185,28 @@ def test_the_limiter_has_room_until_a_request_is_promised_ahead_of_now() -> None
     assert limiter.has_room()
     limiter.report_429(1.0)
     assert not limiter.has_room()
+
+
+# Lanes on TABLE_POLICY (a slot every 100 ms, usable 50 ms early): (now_ms, lane, request id) -> decision.
+LANE_TABLE: list[tuple[int, str, str, bool, int]] = [
+    (0, "bulk", "", True, 0),  # next slot at 100, usable from 50
+    (0, "first", "a", False, 50),  # an interactive request waits for that slot: it holds it until 100
+    (10, "bulk", "", False, 100),  # the backfill's requests are held back meanwhile
+    (50, "first", "a", True, 0),  # and the slot goes to the interactive one; next at 200
+    (50, "bulk", "", False, 100),  # nobody first in line: the bucket alone decides
+    (150, "bulk", "", True, 0),  # next at 300
+    (150, "first", "b", False, 100),  # waits for 300 (usable from 250), holds bulk back until 300
+    (260, "bulk", "", False, 100),
+    (300, "bulk", "", True, 0),  # "b" never came back: past its slot and grace, bulk takes the slot
+    (300, "", "", False, 50),  # no lane: the bucket alone
+]
+
+
+def test_the_first_lane_gets_the_slot_it_waits_for_and_bulk_takes_the_rest() -> None:
+    """The specification of the lanes, which acquire.lua follows (tests/integration/test_limiter_redis.py)."""
+    store = MemoryStore(clock_ms=lambda: 0)
+    got = [
+        store.acquire("acct", TABLE_POLICY, 1, now_ms=now, lane=lane, request_id=rid).decision
+        for now, lane, rid, _, _ in LANE_TABLE
+    ]
+    assert got == [Decision(allowed, retry) for *_, allowed, retry in LANE_TABLE]

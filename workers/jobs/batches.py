@@ -34,6 +34,7 @@ from dropq.workers import keys
 from dropq.workers.jobs.outcomes import batch_unit_id, segment_unit_id
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import Watchdog, batch_member, delivery_member
+from dropq.workers.limiter import gcra
 from dropq.workers.metrics import fields
 
 __all__ = ["Batch", "BatchState", "BatchStore", "Claim", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
@@ -95,6 +96,8 @@ class Batch:
     created_ms: int = 0
     fetched_ms: int = 0
     fetched_via: str = ""
+    # The limiter lane of its requests: "first" (an interactive job's) or "bulk".
+    lane: str = gcra.BULK_LANE
 
     @property
     def last_look_s(self) -> float:
@@ -132,6 +135,8 @@ class SegmentCommit:
     enriched: int = 0
     not_found: int = 0
     credits_saved: int = 0
+    # The batch's lane at the limiter (its job's priority).
+    lane: str = gcra.BULK_LANE
 
     @property
     def part_id(self) -> str:
@@ -211,6 +216,7 @@ class BatchStore:
             segment.enriched,
             segment.not_found,
             segment.credits_saved,
+            segment.lane,
             *watched,
         ]
         return int(self._commit(keys=script_keys, args=args)) == 1
@@ -432,4 +438,5 @@ def _batch_of(batch_id: str, raw: dict[str, str]) -> Batch | None:
         created_ms=int(raw.get("created_ms", 0)),
         fetched_ms=int(raw.get("fetched_ms", 0)),
         fetched_via=raw.get("fetched_via", ""),
+        lane=raw.get("lane") or gcra.BULK_LANE,
     )

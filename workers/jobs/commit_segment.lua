@@ -36,7 +36,8 @@
 -- ARGV[18] records answered from the result cache as enriched (integer; delivered, among the outcomes)
 -- ARGV[19] records answered from the result cache as not found (integer)
 -- ARGV[20] credits those answers saved (integer)
--- ARGV[21..] watchdog members armed with it: the batch's, and one per destination of the outcomes
+-- ARGV[21] the batch's lane at the limiter ("first" for an interactive job, "bulk")
+-- ARGV[22..] watchdog members armed with it: the batch's, and one per destination of the outcomes
 -- Returns 1 when committed, 0 when this segment was already committed, -1 when the job is gone.
 -- TTL: every key written gets ARGV[10]; finished jobs' cleanup shortens them.
 
@@ -53,7 +54,7 @@ if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'job_id', ARGV[11], 'state', 'pending', 'count', ARGV[4], 'seq', 0,
-    'errors', 0, 'polls', 0, 'created_ms', ARGV[17])
+    'errors', 0, 'polls', 0, 'created_ms', ARGV[17], 'lane', ARGV[21])
   redis.call('EXPIRE', KEYS[3], ttl)
   redis.call('SET', KEYS[4], ARGV[3], 'EX', ttl)
   redis.call('SADD', KEYS[5], ARGV[2])
@@ -86,7 +87,7 @@ if ARGV[16] ~= '' then
     redis.call('HINCRBY', KEYS[9], field, amount)
   end
 end
-for i = 21, #ARGV do
+for i = 22, #ARGV do
   redis.call('ZADD', KEYS[7], tonumber(ARGV[14]), ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ttl)

@@ -36,6 +36,10 @@ _LANGUAGES = ("fr", "en")
 # The ``cache`` option (the result cache, when DROPQ_CACHE_URL names one): answer from it and keep new
 # answers; ask the API again and keep its answers; leave the cache alone.
 CACHE_MODES = ("use", "refresh", "off")
+# The ``priority`` option: an interactive job's requests are served before a bulk job's (the limiter's
+# lanes); "auto" is decided when the job opens: interactive when its first call is its whole input and
+# fits one batch (a CRM's single contacts), bulk otherwise (a backfill).
+PRIORITIES = ("auto", "interactive", "bulk")
 
 
 class JobOptionsError(InvalidValueError):
@@ -60,6 +64,12 @@ class JobOptions:
     destinations: tuple[str, ...] | None = None
     callback: CallbackSpec | None = None
     cache: str = "use"
+    priority: str = "auto"
+
+    @property
+    def interactive(self) -> bool:
+        """Whether the job's requests take the limiter's first lane."""
+        return self.priority == "interactive"
 
     def to_json(self) -> str:
         """Serialize for the ledger."""
@@ -77,6 +87,7 @@ class JobOptions:
             destinations=destinations,
             callback=callback,
             cache=raw.get("cache", "use"),
+            priority=raw.get("priority", "auto"),
         )
 
 
@@ -122,6 +133,7 @@ def parse_job_options(
     destinations: Any = None,
     callback: Any = None,
     cache: Any = "use",
+    priority: Any = "auto",
     own_queues: Collection[str] = (),
 ) -> JobOptions:
     """Turn the JSON arguments of ``dropq.enrich`` into ``JobOptions``.
@@ -137,6 +149,8 @@ def parse_job_options(
         raise JobOptionsError("language", language, "'fr' or 'en'")
     if cache not in CACHE_MODES:
         raise JobOptionsError("cache", cache, "'use', 'refresh' or 'off'")
+    if priority not in PRIORITIES:
+        raise JobOptionsError("priority", priority, "'interactive', 'bulk' or 'auto'")
     names: tuple[str, ...] | None = None
     if destinations is not None:
         if isinstance(destinations, str) or not isinstance(destinations, Sequence):
@@ -150,4 +164,4 @@ def parse_job_options(
         raise JobOptionsError(
             "destinations", [], "a non-empty list of destination names, or left out, unless callback.task takes them"
         )
-    return JobOptions(siren=siren, language=language, destinations=names, callback=spec, cache=cache)
+    return JobOptions(siren=siren, language=language, destinations=names, callback=spec, cache=cache, priority=priority)

@@ -31,11 +31,16 @@ redis.call('HSET', KEYS[1], 'state', 'split')
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local ttl = tonumber(ARGV[9])
 local created_ms = redis.call('HGET', KEYS[1], 'created_ms') or ''
+-- The halves keep their parent's lane (its job's priority).
+local lane = redis.call('HGET', KEYS[1], 'lane') or ''
 local halves = {{KEYS[4], KEYS[5], ARGV[3], ARGV[4], ARGV[5]}, {KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[8]}}
 for _, h in ipairs(halves) do
   redis.call('HSET', h[1], 'job_id', ARGV[2], 'state', 'pending', 'count', h[4], 'seq', 0, 'errors', 0, 'polls', 0)
   if created_ms ~= '' then
     redis.call('HSET', h[1], 'created_ms', created_ms)
+  end
+  if lane ~= '' then
+    redis.call('HSET', h[1], 'lane', lane)
   end
   redis.call('EXPIRE', h[1], ttl)
   redis.call('SET', h[2], h[3], 'EX', ttl)

@@ -21,6 +21,10 @@ import random
 from dataclasses import dataclass
 
 __all__ = [
+    "BULK_LANE",
+    "FIRST_GRACE_MS",
+    "FIRST_LANE",
+    "NO_LANE",
     "Decision",
     "backlog_ms",
     "LimiterPolicy",
@@ -41,6 +45,13 @@ __all__ = [
 
 PPM = 1_000_000
 _US_PER_S = 1_000_000
+
+# Lanes (``acquire.lua``): a refused first-lane request holds bulk requests back until its slot has
+# passed, plus this grace for its retry to land; ``NO_LANE`` is the limiter alone.
+FIRST_LANE = "first"
+BULK_LANE = "bulk"
+NO_LANE = ""
+FIRST_GRACE_MS = 50
 
 # Issue at 97% of the configured rate: the 3% left absorbs the spread of latencies between
 # the limiter's grant and the request's arrival at the server (see max_requests_in_window).

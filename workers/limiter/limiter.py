@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 
 import structlog
@@ -65,28 +66,35 @@ class RateLimiter:
             raise ValueError(f"policy.rate_per_s {self.policy.rate_per_s!r} differs from rate_per_s {rate_per_s!r}")
         self._rng = rng or random.Random()
 
-    def acquire(self, cost: int = 1) -> Decision:
+    def acquire(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Decision:
         """Take ``cost`` tokens now, or say how long to wait (also while a 429 cooldown runs).
 
         Args:
             cost: requests about to be sent (1 per HTTP request, GET or POST).
+            lane: ``gcra.FIRST_LANE`` (an interactive job's request, a poll due): served before bulk requests;
+                ``gcra.BULK_LANE`` (a backfill's POSTs): takes the slots no first-lane request waits for.
+            request_id: a first-lane request's id, the same over its retries (one is made when empty).
 
         Returns:
             ``Decision(True, 0)`` with the tokens taken, or ``Decision(False, retry_after_ms)``.
         """
-        return self.acquire_grant(cost).decision
+        return self.acquire_grant(cost, lane=lane, request_id=request_id).decision
 
-    def acquire_grant(self, cost: int = 1) -> Grant:
+    def acquire_grant(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Grant:
         """Like ``acquire``, with the store's clock reading (Redis ``TIME``) of the decision, for measurements."""
         if not isinstance(cost, int) or cost < 1:
             raise ValueError(f"cost must be a positive integer, got {cost!r}")
-        return self.store.acquire(self.account, self.policy, cost)
+        if lane == gcra.FIRST_LANE and not request_id:
+            request_id = uuid.uuid4().hex
+        return self.store.acquire(self.account, self.policy, cost, lane=lane, request_id=request_id)
 
     def acquire_waiting(
         self,
         cost: int = 1,
         max_wait_ms: int = DEFAULT_INLINE_WAIT_MS,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        lane: str = gcra.NO_LANE,
     ) -> Decision:
         """Acquire, sleeping inline through refusals while the total wait stays within ``max_wait_ms``.
 
@@ -98,13 +106,15 @@ class RateLimiter:
             cost: requests about to be sent.
             max_wait_ms: the most time slept inline in total.
             sleep: the sleeping function (a fake clock's in tests).
+            lane: the request's lane (``acquire``); a first-lane request keeps one id over its retries.
 
         Returns:
             An allowed decision, or the refusal whose wait did not fit in the budget.
         """
         budget_ms = max_wait_ms
+        request_id = uuid.uuid4().hex if lane == gcra.FIRST_LANE else ""
         while True:
-            decision = self.acquire(cost)
+            decision = self.acquire(cost, lane=lane, request_id=request_id)
             if decision.allowed or decision.retry_after_ms > budget_ms:
                 return decision
             budget_ms -= decision.retry_after_ms

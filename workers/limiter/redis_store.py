@@ -39,12 +39,31 @@ class RedisStore:
         self._acquire = client.register_script((_HERE / "acquire.lua").read_text())
         self._feedback = client.register_script((_HERE / "feedback.lua").read_text())
 
-    def acquire(self, account: str, policy: LimiterPolicy, cost: int, now_ms: int | None = None) -> Grant:
-        """Take ``cost`` tokens if the cooldown and the (adaptive) rate allow it (``acquire.lua``)."""
-        allowed, retry_after_ms, clock_us = self._acquire(
-            keys=[keys.limiter_key(account), keys.cooldown_key(account), keys.adaptive_rate_key(account)],
-            args=[cost, policy.base_interval_us, policy.tolerance_us, policy.recovery_ppm_per_s, _arg(now_ms)],
-        )
+    def acquire(
+        self,
+        account: str,
+        policy: LimiterPolicy,
+        cost: int,
+        now_ms: int | None = None,
+        *,
+        lane: str = gcra.NO_LANE,
+        request_id: str = "",
+    ) -> Grant:
+        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it (``acquire.lua``)."""
+        script_keys = [
+            keys.limiter_key(account),
+            keys.cooldown_key(account),
+            keys.adaptive_rate_key(account),
+            keys.limiter_first_key(account),
+        ]
+        args: list[str | int] = [
+            cost,
+            policy.base_interval_us,
+            policy.tolerance_us,
+            policy.recovery_ppm_per_s,
+            _arg(now_ms),
+        ]
+        allowed, retry_after_ms, clock_us = self._acquire(keys=script_keys, args=[*args, lane, request_id])
         return Grant(Decision(bool(allowed), int(retry_after_ms)), int(clock_us))
 
     def report_429(

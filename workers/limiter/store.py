@@ -63,8 +63,17 @@ class LimiterState:
 class LimiterStore(Protocol):
     """Storage for the shared limiter: every operation is one atomic step."""
 
-    def acquire(self, account: str, policy: LimiterPolicy, cost: int, now_ms: int | None = None) -> Grant:
-        """Take ``cost`` tokens if the cooldown and the (adaptive) rate allow it."""
+    def acquire(
+        self,
+        account: str,
+        policy: LimiterPolicy,
+        cost: int,
+        now_ms: int | None = None,
+        *,
+        lane: str = gcra.NO_LANE,
+        request_id: str = "",
+    ) -> Grant:
+        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it."""
         ...
 
     def report_429(
@@ -94,6 +103,8 @@ class MemoryStore:
     def __init__(self, clock_ms: Callable[[], int]) -> None:
         self._clock_ms = clock_ms
         self._data: dict[tuple[str, str], _Entry] = {}
+        # First-lane requests waiting for their slot, by account: request id -> until (ms).
+        self._first: dict[str, dict[str, int]] = {}
 
     def _get(self, kind: str, account: str, now_ms: int) -> dict[str, int] | None:
         entry = self._data.get((kind, account))
@@ -111,19 +122,39 @@ class MemoryStore:
             return PPM
         return gcra.recovered_factor_ppm(rate["factor"], rate["at"], now_ms, policy.recovery_ppm_per_s)
 
-    def acquire(self, account: str, policy: LimiterPolicy, cost: int, now_ms: int | None = None) -> Grant:
-        """Take ``cost`` tokens if the cooldown and the (adaptive) rate allow it."""
+    def acquire(
+        self,
+        account: str,
+        policy: LimiterPolicy,
+        cost: int,
+        now_ms: int | None = None,
+        *,
+        lane: str = gcra.NO_LANE,
+        request_id: str = "",
+    ) -> Grant:
+        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it."""
         now_ms = self._clock_ms() if now_ms is None else now_ms
         now_us = now_ms * 1000
         cooldown = self._get("cooldown", account, now_ms)
         if cooldown is not None and now_ms < cooldown["until"]:
             return Grant(Decision(False, cooldown["until"] - now_ms), now_us)
         interval_us = gcra.scaled_interval_us(policy.base_interval_us, self._factor(account, policy, now_ms))
+        waiting = self._first.setdefault(account, {})
+        if lane in (gcra.FIRST_LANE, gcra.BULK_LANE):
+            for member in [m for m, until in waiting.items() if until <= now_ms]:
+                del waiting[member]
+        if lane == gcra.BULK_LANE and waiting:
+            return Grant(Decision(False, max(1, -(-interval_us // 1000))), now_us)
         tolerance_us = policy.tolerance_us
         bucket = self._get("limiter", account, now_ms)
         decision, tat_us = gcra.gcra_step(bucket["tat"] if bucket else 0, now_us, interval_us, tolerance_us, cost)
         if decision.allowed:
             self._put("limiter", account, {"tat": tat_us}, now_ms, -(-(tat_us - now_us) // 1000) + 1000)
+        if lane == gcra.FIRST_LANE:
+            if decision.allowed:
+                waiting.pop(request_id, None)
+            else:
+                waiting[request_id] = now_ms + decision.retry_after_ms + gcra.FIRST_GRACE_MS
         return Grant(decision, now_us)
 
     def report_429(

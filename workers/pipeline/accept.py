@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import structlog
 
 from dropq.config.celeryconfig import consumed_queues
+from dropq.dropcontact.records import MAX_BATCH_RECORDS
 from dropq.workers.destinations.base import DestinationError
 from dropq.workers.jobs.ledger import JobFinishedError, PartVerdict
 from dropq.workers.jobs.options import MAX_INPUT_INDEX, JobOptions, JobOptionsError, is_valid_job_id
@@ -47,6 +49,10 @@ def accept_input(
         rt.destinations.names_for(options)
     except DestinationError as exc:
         raise JobOptionsError("destinations", list(options.destinations or ()), f"known names ({exc.reason})") from exc
+    if options.priority == "auto":
+        # Decided once, by the call that opens the job: its whole input in one batch's worth is a CRM's contact.
+        alone = offset == 0 and final and len(contacts) <= MAX_BATCH_RECORDS
+        options = dataclasses.replace(options, priority="interactive" if alone else "bulk")
     created = rt.ledger.open(job_id, options, rt.now_ms())
     part_id = str(offset)
     verdict = rt.ledger.register_part(job_id, part_id, final=final, end=offset + len(contacts))

@@ -21,19 +21,23 @@ __all__ = ["next_poll", "back_to_schedule", "EARLY_JITTER"]
 EARLY_JITTER = 0.1
 
 
-def next_poll(rt: Runtime, batch_id: str, seq: int, count: int, polls: int, age_s: float) -> Followup:
+def next_poll(
+    rt: Runtime, batch_id: str, seq: int, count: int, polls: int, age_s: float, *, interactive: bool = False
+) -> Followup:
     """The next look at a batch of ``count`` records, ``age_s`` old, looked at ``polls`` times.
 
     An early look is marked so: when it comes due, it is made only if the budget still has room
     (a slot just taken by another request is waited for); otherwise the batch goes back to the
     schedule (``back_to_schedule``). The limiter is asked only when an early look would come first.
+    An interactive job's batch is looked at early whatever the budget: its looks take the limiter's
+    first lane (a few GETs, no credit), so a lone contact beside a backfill still comes back fast.
     """
     scheduled = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
     if rt.settings.poll_early:
         early = early_delay_s(age_s, rt.processing.observed_s(count))
         if early is not None:
             early *= rt.rng.uniform(1 - EARLY_JITTER, 1 + EARLY_JITTER)
-            if early < scheduled and rt.limiter.has_room():
+            if early < scheduled and (interactive or rt.limiter.has_room()):
                 return followup.poll(batch_id, seq, early, early=True)
     return followup.poll(batch_id, seq, scheduled)
 

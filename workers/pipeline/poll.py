@@ -13,6 +13,7 @@ from dropq.dropcontact.backoff import processing_estimate_s
 from dropq.dropcontact.client import FetchState
 from dropq.dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
 from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.limiter import gcra
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.closing import fail_batch
@@ -45,16 +46,18 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         # Submitted by a push adopted for a POST in doubt, then a crash before its results were kept.
         return take_early_push(rt, batch_id)
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
-    if early:
-        # Only with room left now: an early look never waits in line for a token a POST wants.
+    interactive = batch.lane == gcra.FIRST_LANE
+    if early and not interactive:
+        # Only with room left now: a bulk job's early look never waits in line for a token a POST wants.
         if not rt.limiter.has_room():
             return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)]
-        token = rt.limiter.acquire()
+        token = rt.limiter.acquire(lane=gcra.BULK_LANE)
         if not token.allowed:
             # Room, but another request took this very slot: the next one, still early.
             return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=True)]
     else:
-        token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
+        # A look the schedule planned (it may complete a batch), or an interactive job's: the first lane.
+        token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.FIRST_LANE)
         if not token.allowed:
             return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
         age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
@@ -89,7 +92,7 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         )
     except TransitionRefused:
         return []
-    return [next_poll(rt, batch_id, next_seq, batch.count, polls, age_s)]
+    return [next_poll(rt, batch_id, next_seq, batch.count, polls, age_s, interactive=interactive)]
 
 
 def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> list[Followup]:

@@ -32,6 +32,7 @@ from dropq.workers.jobs.outcomes import segment_unit_id
 from dropq.workers.jobs.parked import ParkedPart, ParkedParts
 from dropq.workers.jobs.seen import SeenRecords
 from dropq.workers.jobs.watchdog import parked_member
+from dropq.workers.limiter import gcra
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.cached import cached_counts, cached_outcome, plan_part
 from dropq.workers.pipeline.finish import finish_if_complete
@@ -161,6 +162,7 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
             duplicates=sum(1 for outcome in segment.others if outcome["status"] == "duplicate"),
             outcomes=segment.others,
             **cached_counts(segment.others),
+            lane=gcra.FIRST_LANE if options.interactive else gcra.BULK_LANE,
         )
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
         # Sent even when the commit was a no-op: the first run may have died before sending them.

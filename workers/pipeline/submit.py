@@ -31,6 +31,7 @@ from dropq.dropcontact.errors import (
     TransientError,
 )
 from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.limiter import gcra
 from dropq.workers.limiter.gcra import Decision
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup
@@ -98,7 +99,8 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         credit = rt.credits.check_submit(batch.count)
     if not credit.allowed:
         return _requeue(batch, credit)
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS)
+    # An interactive job's POST takes the first lane: a backfill's crowd of POSTs does not stand before it.
+    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane)
     if not token.allowed:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
@@ -160,7 +162,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         # Pushes bring the results; the first poll only catches a lost one.
         first_poll_s = max(rt.settings.webhook_safety_poll_s, rt.poll_schedule.delay_s(0, rt.rng))
         return [followup.poll(batch_id, polled, first_poll_s), *take_early_push(rt, batch_id)]
-    return [next_poll(rt, batch_id, polled, batch.count, 0, 0.0)]
+    return [next_poll(rt, batch_id, polled, batch.count, 0, 0.0, interactive=batch.lane == gcra.FIRST_LANE)]
 
 
 def _in_doubt_since(batch: Batch) -> int:
