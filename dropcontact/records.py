@@ -56,6 +56,7 @@ __all__ = [
     "canonical_field",
     "validate_record",
     "identity_key",
+    "person_of",
     "record_size_bytes",
     "to_json_bytes",
 ]
@@ -389,6 +390,16 @@ def _normalize_linkedin(url: str) -> str:
     return f"{host}/{path}" if path else host
 
 
+def person_of(payload: Mapping[str, Any]) -> str:
+    """The person a record names, folded (``"ada lovelace"``): first and last name, else full name; "" for none."""
+    first, last, full = (payload.get(name) for name in ("first_name", "last_name", "full_name"))
+    if isinstance(first, str) and isinstance(last, str) and first.strip() and last.strip():
+        return _fold_text(f"{first} {last}")
+    if isinstance(full, str) and full.strip():
+        return _fold_text(full)
+    return ""
+
+
 def identity_key(payload: Mapping[str, Any]) -> str | None:
     """Return a stable key naming the person a record is about, for de-duplication.
 
@@ -409,12 +420,8 @@ def identity_key(payload: Mapping[str, Any]) -> str | None:
     linkedin = payload.get("linkedin")
     if isinstance(linkedin, str) and "/" in linkedin.strip().rstrip("/"):
         return f"linkedin:{_normalize_linkedin(linkedin)}"
-    first, last, full = (payload.get(name) for name in ("first_name", "last_name", "full_name"))
-    if isinstance(first, str) and isinstance(last, str) and first.strip() and last.strip():
-        person = _fold_text(f"{first} {last}")
-    elif isinstance(full, str) and full.strip():
-        person = _fold_text(full)
-    else:
+    person = person_of(payload)
+    if not person:
         return None
     website = payload.get("website")
     if isinstance(website, str) and _normalize_domain(website):

@@ -9,8 +9,9 @@ deployment that uses the key, so it stays under ``dropq:`` whatever the prefix:
 two deployments with one API key still share its 60 requests a second. Keys about
 the account carry a short hash of the API key (``account_id``), never the key itself. Ids never hold contact
 data: job ids are the caller's (a safe alphabet without ``/`` or ``|``),
-batch ids are ``{job}/{part}/{segment}`` (``.0``/``.1`` added per split), unit
-ids are a batch id or ``{job}/{part}/{segment}/others``, so no two jobs' ids
+batch ids are ``{job}/{part}/{start}`` (``start``: the segment's first input
+index; ``.0``/``.1`` added per split), unit ids are a batch id or
+``{job}/{part}/{start}/others``, so no two jobs' ids
 can meet.
 
 Lifecycle of a job's state

@@ -24,7 +24,15 @@ from dropq.errors import WorkerError
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PgPool", "PoolBusy", "CONNECT_TIMEOUT_S", "POOL_SIZE", "POOL_WAIT_S", "STATEMENT_TIMEOUT_MS"]
+__all__ = [
+    "PgPool",
+    "PoolBusy",
+    "describe_error",
+    "CONNECT_TIMEOUT_S",
+    "POOL_SIZE",
+    "POOL_WAIT_S",
+    "STATEMENT_TIMEOUT_MS",
+]
 
 # libpq's connect_timeout: a database that does not answer fails the attempt (transient) instead of hanging.
 CONNECT_TIMEOUT_S = 5
@@ -145,3 +153,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     import psycopg
 
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error said without the rows it names: its class, SQLSTATE and primary message only.
+
+    PostgreSQL's full text adds a DETAIL such as ``Failing row contains (...)``: the values of the row,
+    contact data, which must not reach a log line or a delivery's reason.
+    """
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    state = getattr(exc, "sqlstate", None)
+    if primary:
+        return f"{type(exc).__name__}" + (f" ({state})" if state else "") + f": {primary}"
+    return str(exc).split("\nDETAIL:", 1)[0]

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import redis
 
-from dropq.workers.cache import Answer, ResultCache
+from dropq.workers.cache import Answer, CacheError, ResultCache
 from dropq.workers.cache.postgres import PostgresCacheStore
 from dropq.workers.cache.redis_store import RedisCacheStore
 from dropq.workers.embedded import EmbeddedRedis
@@ -128,8 +128,6 @@ def test_a_cache_redis_that_is_the_broker_s_or_does_not_evict_is_refused(
 
 def test_an_unreachable_database_is_a_cache_error_without_its_password() -> None:
     """A cache that cannot be reached says so (the job goes on without it); the DSN's password never shows."""
-    from dropq.workers.cache import CacheError
-
     store = PostgresCacheStore("postgresql://postgres:pw-5f1c9e@127.0.0.1:1/test")
     with pytest.raises(CacheError) as caught:
         store.get_many([b"x" * 32])
@@ -161,11 +159,13 @@ def _contacts(n: int, *, changed: Collection[int] = (), seed: str = "a") -> list
 @pytest.fixture
 def clean_default_table(pg_dsn: str) -> Iterator[None]:
     """The workers write the default table: empty before and after the test."""
-    from dropq.workers.cache.postgres import TABLE
+    from dropq.workers.cache.postgres import table_for
+
+    table = table_for("dropq")  # the workers' (DROPQ_KEY_PREFIX's default)
 
     def drop() -> None:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(TABLE)))
+            conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(table)))
 
     drop()
     yield
@@ -348,3 +348,66 @@ def test_enriching_the_sample_file_twice_pays_once_and_writes_the_same_rows(
     assert [row[:-1] for row in two] == [row[:-1] for row in one]
     sources = {(x[-1], y[-1]) for x, y in zip(one[1:], two[1:], strict=True)}
     assert sources <= {("api", "cache"), ("", "")} and ("api", "cache") in sources
+
+
+def test_a_produce_run_again_after_a_crash_counts_each_record_once_whatever_the_cache_says_now(
+    redis_url: str, sandbox: Any, tmp_path: Path, pg_dsn: str, clean_default_table: None
+) -> None:
+    """The first run committed the part's first batch (records 0-249) and died; meanwhile the cache learnt
+    records 0-99. The rerun goes on from record 250: nothing counted twice, nothing skipped."""
+    from celery import Celery
+
+    from dropq.config.settings import from_env
+    from dropq.dropcontact.records import identity_key, normalize_record
+    from dropq.workers.jobs.batches import SegmentCommit
+    from dropq.workers.jobs.options import JobOptions
+    from dropq.workers.pipeline.produce import produce_part
+    from dropq.workers.runtime import build_runtime
+
+    rt = build_runtime(from_env(worker_env(redis_url, sandbox, tmp_path, DROPQ_CACHE_URL=pg_dsn)), Celery("t"))
+    assert rt.cache is not None
+    contacts = _contacts(500)
+    rt.ledger.open("crashed", JobOptions(priority="bulk"), rt.now_ms())
+    rt.ledger.register_part("crashed", "0", final=True, end=500)
+    first = [{**c, "custom_fields": {"dropq_ref": str(i)}} for i, c in enumerate(contacts[:250])]
+    segment = SegmentCommit("crashed", "0/0", "crashed/0/0", first, received=250, rejected=0, duplicates=0,
+                            outcomes=[], end=250)  # fmt: skip
+    assert rt.batches.commit_segment(segment, ["stream"], rt.now_ms())
+    learnt = [(str(identity_key(normalize_record(c))), _answer()) for c in contacts[:100]]
+    rt.cache.keep([(rt.cache.key(i, siren=False, language=None), a) for i, a in learnt])
+
+    produce_part(rt, "crashed", "0", 0, contacts)
+
+    status = rt.ledger.read("crashed")
+    assert status is not None and status.received == 500 and status.batches == 2, status
+    assert status.cached == 0 and rt.ledger.produced_through("crashed") == 500
+
+
+def test_an_email_asked_with_another_person_s_name_is_another_question(
+    cached_deployment: Any, redis_url: str, sandbox: Any
+) -> None:
+    """info@ for John is not info@ for Jane: Jane's row is asked again; the address alone is answered."""
+    app, _ = cached_deployment
+    john = {"email": "info@acme.example", "first_name": "John", "last_name": "Smith"}
+    _run(app, redis_url, "who-1", [john])
+    posted = sandbox.stats()["records_received"]
+    jane = _run(app, redis_url, "who-2", [{**john, "first_name": "Jane", "last_name": "Doe"}])
+    assert jane.cached == 0 and sandbox.stats()["records_received"] == posted + 1
+    alone = _run(app, redis_url, "who-3", [{"email": "info@acme.example"}])
+    assert alone.cached == 1 and sandbox.stats()["records_received"] == posted + 1
+
+
+def test_a_refused_write_says_why_without_the_row(pg_dsn: str, table: str) -> None:
+    """A table of another shape refuses the row: the error names the column, never the contact it held."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL(
+                "CREATE TABLE {} (key bytea PRIMARY KEY, status text, fetched_at timestamptz, answer text,"
+                " owner text NOT NULL)"
+            ).format(psycopg.sql.Identifier(table))
+        )
+    cache = ResultCache(PostgresCacheStore(pg_dsn, table), SECRET, max_age_days=30, not_found_max_age_days=7)
+    with pytest.raises(CacheError) as caught:
+        _keep(cache, "email:ada@acme.example", _answer(), siren=False, language=None)
+    assert "owner" in str(caught.value)
+    assert "Ada" not in str(caught.value) and "ada@acme" not in str(caught.value)

@@ -52,6 +52,7 @@ __all__ = [
     "ResultCache",
     "Stored",
     "cacheable",
+    "question_key",
 ]
 
 # The statuses worth keeping: real answers of the API.
@@ -110,6 +111,13 @@ class Answer:
     fetched_ms: int
     # Why a not_found is one (only unusable addresses came back), as the API's answer said it.
     reason: str | None = None
+    # The person the record asked about named (``records.person_of``), "" for none: an email sent with
+    # another person's name is another question (info@acme.com for John is not info@acme.com for Jane).
+    asked: str = ""
+
+    def answers(self, person: str) -> bool:
+        """Whether this answer may answer a record naming ``person`` ("" names nobody: any answer may)."""
+        return not person or person == self.asked
 
     @property
     def fetched_at(self) -> str:
@@ -120,7 +128,7 @@ class Answer:
     def to_json(self) -> str:
         """The stored form (status and time are kept beside it)."""
         return json.dumps(
-            {"r": self.record, "b": self.best_email, "q": self.qualification, "w": self.reason},
+            {"r": self.record, "b": self.best_email, "q": self.qualification, "w": self.reason, "p": self.asked},
             separators=(",", ":"),
             ensure_ascii=False,
         )
@@ -129,7 +137,19 @@ class Answer:
     def from_stored(cls, stored: Stored) -> Answer:
         """Read back what ``to_json`` wrote."""
         raw = json.loads(stored.answer)
-        return cls(stored.status, dict(raw["r"]), raw.get("b"), raw.get("q"), stored.fetched_ms, raw.get("w"))
+        return cls(
+            stored.status, dict(raw["r"]), raw.get("b"), raw.get("q"), stored.fetched_ms, raw.get("w"), raw.get("p", "")
+        )
+
+
+def question_key(secret: bytes, identity: str, *, siren: bool, language: str | None) -> bytes:
+    """The keyed digest naming a question: the identity (with its kind) and the options that change the answer.
+
+    Also the name of the question's claim while a batch asks it (``jobs.inflight``), which a worker frees
+    even when its own cache could not be opened.
+    """
+    text = f"dropq result cache v1\x00{identity}\x00siren={int(siren)}\x00language={language or ''}"
+    return hmac.new(secret, text.encode(), hashlib.sha256).digest()
 
 
 def cacheable(outcome: Mapping[str, Any]) -> bool:
@@ -161,9 +181,8 @@ class ResultCache:
         return self.store.kind
 
     def key(self, identity: str, *, siren: bool, language: str | None) -> bytes:
-        """The digest naming a question: the identity (with its kind) and the options that change the answer."""
-        text = f"dropq result cache v1\x00{identity}\x00siren={int(siren)}\x00language={language or ''}"
-        return hmac.new(self._secret, text.encode(), hashlib.sha256).digest()
+        """The digest naming a question (``question_key`` with this cache's secret)."""
+        return question_key(self._secret, identity, siren=siren, language=language)
 
     def lookup(
         self, identities: Sequence[str], *, siren: bool, language: str | None, now_ms: int
@@ -188,7 +207,7 @@ class ResultCache:
         for key in wanted:
             stored = found.get(key)
             fresh = stored is not None and now_ms - stored.fetched_ms < self._max_age_ms.get(stored.status, -1)
-            answers.append(Answer.from_stored(stored) if fresh and stored is not None else None)
+            answers.append(_read(stored) if fresh and stored is not None else None)
         return answers
 
     def keep(self, entries: Iterable[tuple[bytes, Answer]]) -> int:
@@ -224,3 +243,11 @@ class ResultCache:
             found_before_ms=now_ms - self._max_age_ms["enriched"],
             not_found_before_ms=now_ms - self._max_age_ms["not_found"],
         )
+
+
+def _read(stored: Stored) -> Answer | None:
+    """The answer an entry holds; None (a miss, asked again) for one this version cannot read."""
+    try:
+        return Answer.from_stored(stored)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -1,4 +1,5 @@
-"""The result cache in PostgreSQL: one table, created when missing, keyed by the digest.
+"""The result cache in PostgreSQL: one table per deployment (``{prefix}_result_cache``), created when missing,
+keyed by the digest.
 
 ::
 
@@ -15,15 +16,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dropq.workers import keys
 from dropq.workers.cache import CacheError, Stored
-from dropq.workers.pg import PgPool, PoolBusy
+from dropq.workers.pg import PgPool, PoolBusy, describe_error
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresCacheStore", "TABLE"]
+__all__ = ["PostgresCacheStore", "table_for"]
 
-TABLE = "dropq_result_cache"
+
+def table_for(prefix: str) -> str:
+    """The table of a deployment (``DROPQ_KEY_PREFIX``): ``{prefix}_result_cache``, so that ``clear`` and the
+    purge of one deployment never touch another's entries in a shared database."""
+    return f"{prefix}_result_cache"
 
 
 class PostgresCacheStore:
@@ -31,14 +37,14 @@ class PostgresCacheStore:
 
     Args:
         dsn: a libpq connection URL (``postgresql://...``).
-        table: the table's name (tests use their own).
+        table: the table's name (tests use their own); the deployment's by default (``table_for``).
     """
 
     kind = "postgresql"
 
-    def __init__(self, dsn: str, table: str = TABLE) -> None:
-        self._table = table
-        self._pool = PgPool(dsn, self._create_table, table)
+    def __init__(self, dsn: str, table: str | None = None) -> None:
+        self._table = table or table_for(keys.prefix())
+        self._pool = PgPool(dsn, self._create_table, self._table)
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Stored]:
         """The entries found among these keys."""
@@ -126,4 +132,4 @@ class PostgresCacheStore:
         except PoolBusy as exc:
             raise CacheError(str(exc)) from exc
         except psycopg.Error as exc:
-            raise CacheError(self._pool.scrub(f"cache database: {type(exc).__name__}: {exc}")) from exc
+            raise CacheError(self._pool.scrub(f"cache database: {describe_error(exc)}")) from exc

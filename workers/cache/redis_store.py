@@ -45,8 +45,11 @@ class RedisCacheStore:
         found: dict[bytes, Stored] = {}
         for digest, value in zip(digests, values, strict=True):  # type: ignore[arg-type]
             if value:
-                raw = json.loads(str(value))
-                found[digest] = Stored(raw["s"], int(raw["t"]), raw["a"])
+                try:
+                    raw = json.loads(str(value))
+                    found[digest] = Stored(str(raw["s"]), int(raw["t"]), str(raw["a"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # an entry this version cannot read: a miss, asked again and replaced
         return found
 
     def put_many(self, entries: Mapping[bytes, Stored], *, max_age_ms: Mapping[str, int]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dropq.workers.destinations.base import DestinationError
-from dropq.workers.pg import CONNECT_TIMEOUT_S, PgPool, PoolBusy
+from dropq.workers.pg import CONNECT_TIMEOUT_S, PgPool, PoolBusy, describe_error
 
 if TYPE_CHECKING:
     import psycopg
@@ -65,7 +65,8 @@ class PostgresDestination:
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DestinationError(self.name, self.pool.scrub(f"database unavailable: {exc}")) from exc
         except psycopg.Error as exc:
-            reason = self.pool.scrub(f"database refused the rows: {type(exc).__name__}: {exc}")
+            # Without PostgreSQL's DETAIL ("Failing row contains (...)": contact data).
+            reason = self.pool.scrub(f"database refused the rows: {describe_error(exc)}")
             raise DestinationError(self.name, reason, is_transient=False) from exc
 
     def finish(self, job_id: str) -> None:

@@ -62,6 +62,10 @@ class ParkedParts:
         stored = json.loads(str(raw))
         return ParkedPart(str(stored["part_id"]), list(stored["contacts"]))
 
+    def is_parked(self, job_id: str, offset: int) -> bool:
+        """Whether a part is parked (or held) at ``offset``."""
+        return bool(self._redis.hexists(keys.job_parked_parts_key(job_id), str(offset)))
+
     def produced(self, job_id: str, offset: int) -> int | None:
         """Unpark the part produced at ``offset`` (if it was parked); the offset of the parked part whose turn came."""
         turn = int(self._script(keys=self._keys(job_id), args=["produced", offset]))

@@ -5,8 +5,9 @@ At produce (``plan_part``), the records of a part that the cache answers become 
 ``source: "cache"``; the others' questions are claimed for this job (``jobs.inflight``). When another
 running job holds one of them, the part is held in Redis and looks again every ``INFLIGHT_CHECK_S``:
 that job's answer comes through the cache, so the contact is paid once. At the sink, a batch's real
-answers are written (``keep_answers``) and then its claims freed (``release_questions``); a failed
-batch frees its claims too, and the part held behind it sends the contact itself.
+answers are written (``keep_answers``), then its claims freed (``release_questions``), then the batch is
+closed: a sink run again after a crash does both again, and nothing is left held. A failed batch frees
+its claims before it closes too, and the part held behind it sends the contact itself.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import structlog
 
 from dropq.dropcontact.joining import JoinedRecord, credits_kept
-from dropq.dropcontact.records import PreparedRecord, identity_key
-from dropq.workers.cache import Answer, CacheError, cacheable
+from dropq.dropcontact.records import PreparedRecord, identity_key, person_of
+from dropq.workers.cache import Answer, CacheError, cacheable, question_key
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.runtime import Runtime
 
@@ -66,7 +67,10 @@ def plan_part(rt: Runtime, job_id: str, firsts: Sequence[PreparedRecord], option
         except CacheError as exc:
             _log.warning("cache_unavailable", job_id=job_id, records=len(records), reason=str(exc))
             return Plan()
-        answers = {index: a for (index, _), a in zip(keyed, found, strict=True) if a is not None}
+        person = {r.index: person_of(r.payload) for r in records}
+        answers = {
+            index: a for (index, _), a in zip(keyed, found, strict=True) if a is not None and a.answers(person[index])
+        }
     asked = [k for index, k in keyed if index not in answers]
     if rt.inflight.claim(job_id, asked, wait=options.cache == "use"):
         return Plan(answers, INFLIGHT_CHECK_S)
@@ -104,14 +108,14 @@ def cached_counts(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def keep_answers(
-    rt: Runtime, job_id: str, joined: Sequence[JoinedRecord], outcomes: Sequence[Mapping[str, Any]]
+    rt: Runtime, job_id: str, joined: Sequence[JoinedRecord], outcomes: Sequence[Mapping[str, Any]], *, partial: bool
 ) -> None:
-    """Write a closed batch's real answers to the cache (jobs with ``cache`` "use" or "refresh"), then free
-    its questions.
+    """Write a batch's real answers to the cache (jobs with ``cache`` "use" or "refresh"), before it is closed.
 
     Best effort: a cache that cannot be written costs a later job its credits, never this job its results.
+    Nothing of a batch fetched with ``forceResults`` is kept: its records may not all have been processed.
     """
-    if rt.cache is None:
+    if rt.cache is None or partial:
         return
     options = rt.ledger.options(job_id)
     if options.cache == "off":
@@ -123,28 +127,30 @@ def keep_answers(
         if identity and cacheable(outcome):
             record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
             answer = Answer(
-                outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms, outcome["reason"]
-            )
+                outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms, outcome["reason"],
+                asked=person_of(j.input),
+            )  # fmt: skip
             entries.append((rt.cache.key(identity, siren=options.siren, language=options.language), answer))
     try:
         rt.cache.keep(entries)
     except CacheError as exc:
         _log.warning("cache_unavailable", job_id=job_id, records=len(entries), reason=str(exc))
-    release_questions(rt, job_id, [j.input for j in joined], options)
 
 
-def release_questions(
-    rt: Runtime, job_id: str, records: Sequence[Mapping[str, Any]], options: JobOptions | None = None
-) -> None:
-    """Free the job's claims on these records' questions (their batch is closed)."""
-    if rt.cache is None:
+def release_questions(rt: Runtime, job_id: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """Free the job's claims on these records' questions: their batch is about to close (answers kept, or failed).
+
+    Done by every worker of a deployment with a cache configured, even one whose own cache could not be
+    opened: the claims live in the deployment's Redis, and a part of another job may wait on them.
+    """
+    if rt.cache is None and not rt.settings.cache_url:
         return
-    options = options or rt.ledger.options(job_id)
+    options = rt.ledger.options(job_id)
     if options.cache == "off":
         return
     digests = []
     for record in records:
         identity = identity_key(record)
         if identity:
-            digests.append(rt.cache.key(identity, siren=options.siren, language=options.language))
+            digests.append(question_key(rt.digest_key, identity, siren=options.siren, language=options.language))
     rt.inflight.release(job_id, digests)

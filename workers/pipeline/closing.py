@@ -95,7 +95,7 @@ def fail_batch(rt: Runtime, batch: Batch, reason: str) -> list[Followup]:
         for record in records
     ]
     _log.warning("batch_failed", job_id=batch.job_id, batch_id=batch.batch_id, records=len(records), reason=reason)
-    followups = close_batch(rt, batch, outcomes, allowed=OPEN_STATES, final=BatchState.FAILED, reason=reason)
-    # A part of another job held behind these questions sends them itself now.
+    # Freed before the close (a fail run again frees them again): a part of another job held behind these
+    # questions sends them itself now.
     release_questions(rt, batch.job_id, records)
-    return followups
+    return close_batch(rt, batch, outcomes, allowed=OPEN_STATES, final=BatchState.FAILED, reason=reason)

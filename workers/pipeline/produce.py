@@ -4,8 +4,8 @@ Every record is accounted for here: valid and new ones go into a batch;
 invalid ones become ``rejected`` outcomes with the rule they break; repeats of
 an earlier record of the job become ``duplicate`` outcomes naming it, and
 never cost a credit. Segment and batch ids are derived from the part and the
-segment's position, so a redelivered produce rebuilds the same segments and
-their commits are no-ops.
+segment's first input index, and a redelivered produce goes on from the first
+index no committed segment covers, so nothing is ever counted twice.
 
 Parts are produced in input order, so that of two equal records the later
 one is the duplicate. A part that arrives before its turn is parked in Redis
@@ -57,14 +57,14 @@ ORDER_CHECK_S = 30.0
 _FAILED_SEGMENT = 10**9
 
 
-def segment_id_for(part_id: str, segment: int) -> str:
-    """The id of a segment inside its job: ``{part}/{segment}``."""
-    return f"{part_id}/{segment}"
+def segment_id_for(part_id: str, start: int) -> str:
+    """The id of a segment inside its job: ``{part}/{its first input index}``."""
+    return f"{part_id}/{start}"
 
 
-def batch_id_for(job_id: str, part_id: str, segment: int) -> str:
-    """The id of the batch closing a segment: ``{job}/{part}/{segment}`` (job ids hold no ``/``)."""
-    return f"{job_id}/{segment_id_for(part_id, segment)}"
+def batch_id_for(job_id: str, part_id: str, start: int) -> str:
+    """The id of the batch closing a segment: ``{job}/{part}/{segment's first index}`` (job ids hold no ``/``)."""
+    return f"{job_id}/{segment_id_for(part_id, start)}"
 
 
 def correlation_id_for(index: int, secret: str = "") -> str:
@@ -117,7 +117,9 @@ def produce_parked(rt: Runtime, job_id: str, offset: int, checked_through: int |
         if checked_through is None:
             # A wake-up that came early: the part's own check message still stands.
             return []
-        if through != checked_through:
+        held = ParkedParts(rt.redis, rt.settings.job_ttl_s).is_parked(job_id, through)
+        if through != checked_through or held:
+            # Parts came in since the last look, or the part in its turn is held for answers in flight: no gap.
             return [followup.produce(job_id, offset, checked_through=through, countdown_s=ORDER_CHECK_S)]
         _log.warning("part_order_gap", job_id=job_id, part_id=part.part_id, offset=offset, produced_through=through)
     return _produce(rt, job_id, part.part_id, offset, part.contacts)
@@ -126,14 +128,19 @@ def produce_parked(rt: Runtime, job_id: str, offset: int, checked_through: int |
 def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequence[Any]) -> list[Followup]:
     """Validate, de-duplicate and batch one part of a job's input; commit each segment once.
 
+    A produce run again (a redelivery after a crash, a part that waited) goes on from the first input index
+    no committed segment covers (``committed_through``), and a segment is named by its first index: what
+    the first run committed is never counted again, whatever the cache answers this time, and the rest is
+    planned anew. (The steps of the segments committed before are re-sent by the watchdog.)
+
     A part some of whose contacts another running job is asking the API about now waits for those
     answers (held in Redis, looked at again shortly) rather than paying for them twice.
     """
     options = rt.ledger.options(job_id)
     secret = rt.ledger.ref_secret(job_id)
-    prepared = list(
-        prepare_records(contacts, correlation_id=lambda i: correlation_id_for(i, secret), start_index=offset)
-    )
+    start = max(offset, rt.ledger.committed_through(job_id, part_id, offset))
+    rest = contacts[start - offset :]
+    prepared = list(prepare_records(rest, correlation_id=lambda i: correlation_id_for(i, secret), start_index=start))
     first_of = _first_seen(rt, job_id, prepared)
     # Only the first record of each identity in the job is ever answered or sent: the others are duplicates.
     firsts = [r for r in prepared if isinstance(r, PreparedRecord) and first_of.get(r.index) == r.index]
@@ -144,13 +151,13 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
         return [followup.produce(job_id, offset, checked_through=offset, countdown_s=plan.wait_s)]
     destinations = rt.destinations.names_for(options)
     followups: list[Followup] = []
-    number = -1
-    end = offset
-    classified = _classified(job_id, offset, contacts, prepared, first_of, plan.answers)
-    for number, segment in enumerate(split_into_segments(classified)):
-        segment_id = segment_id_for(part_id, number)
-        batch_id = batch_id_for(job_id, part_id, number) if segment.records else None
+    segments = 0
+    end = start
+    for segment in split_into_segments(_classified(job_id, start, rest, prepared, first_of, plan.answers)):
+        segment_id = segment_id_for(part_id, end)
+        batch_id = batch_id_for(job_id, part_id, end) if segment.records else None
         end += segment.received
+        segments += 1
         commit = SegmentCommit(
             job_id=job_id,
             end=end,
@@ -165,13 +172,13 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
             lane=gcra.FIRST_LANE if options.interactive else gcra.BULK_LANE,
         )
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
-        # Sent even when the commit was a no-op: the first run may have died before sending them.
         if batch_id:
             followups.append(followup.submit(batch_id, seq=0))
         if segment.others:
             unit_id = segment_unit_id(job_id, segment_id)
             followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
-    _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=number + 1)
+    _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=segments,
+              resumed_at=start if start > offset else None)  # fmt: skip
     return followups + _part_done(rt, job_id, part_id, offset, offset + len(contacts))
 
 

@@ -10,7 +10,7 @@ import structlog
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
 from dropq.dropcontact.qualification import EmailResult
 from dropq.workers.jobs.batches import BatchState
-from dropq.workers.pipeline.cached import keep_answers
+from dropq.workers.pipeline.cached import keep_answers, release_questions
 from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
@@ -79,6 +79,9 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
     results = rt.batches.results(batch_id) or []
     joined = join_results(rt.batches.records(batch_id), results)
     outcomes = [outcome_of(batch.job_id, j, partial=batch.partial) for j in joined]
+    # Kept and freed before the close: a sink run again after a crash does both again, nothing stays held.
+    keep_answers(rt, batch.job_id, joined, outcomes, partial=batch.partial)
+    release_questions(rt, batch.job_id, [j.input for j in joined])
     followups = close_batch(
         rt,
         batch,
@@ -87,7 +90,6 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
         final=BatchState.DONE,
         credits_used=credits_used_by(outcomes),
     )
-    keep_answers(rt, batch.job_id, joined, outcomes)
     failed = sum(o["status"] == "failed" for o in outcomes)
     # A batch with failed records is worth a look: a warning with the count and the first reason.
     (_log.warning if failed else _log.info)(
