@@ -73,7 +73,10 @@ if now_us < allow_at then
   local wait_ms = ceil_div(allow_at - now_us, 1000)
   if lane == 'first' then
     redis.call('ZADD', KEYS[4], now_ms + wait_ms + FIRST_GRACE_MS, ARGV[7])
-    redis.call('PEXPIRE', KEYS[4], wait_ms + FIRST_GRACE_MS + 1000)
+    -- Never shortened: the set outlives its latest member (members leave by score, the key by its TTL).
+    if redis.call('PTTL', KEYS[4]) < wait_ms + FIRST_GRACE_MS + 1000 then
+      redis.call('PEXPIRE', KEYS[4], wait_ms + FIRST_GRACE_MS + 1000)
+    end
   end
   return {0, wait_ms, now_us}
 end
