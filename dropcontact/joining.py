@@ -11,7 +11,7 @@ record, and a record without a result is reported as ``missing``, never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,10 +30,12 @@ class JoinStatus(StrEnum):
     MISSING = "missing"  # no result came back for this record
 
 
-def credits_kept(status: str, sent: Mapping[str, Any]) -> int:
-    """The credits the API keeps for one record (pay on success): 1 for an email sent to verify, whatever
+def credits_kept(outcomes: Iterable[Mapping[str, Any]]) -> int:
+    """The credits the API keeps for these outcomes (pay on success): 1 for an email sent to verify, whatever
     is found, or for an email found; 0 otherwise (not found, or never answered)."""
-    return int(status != "failed" and (bool(sent.get("email")) or status == "enriched"))
+    return sum(
+        1 for o in outcomes if o["status"] != "failed" and (bool(o["input"].get("email")) or o["status"] == "enriched")
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,14 @@ At produce (``plan_part``), the records of a part that the cache answers become 
 ``source: "cache"``; the others' questions are claimed for this job (``jobs.inflight``). When another
 running job holds one of them, the part is held in Redis and looks again every ``INFLIGHT_CHECK_S``:
 that job's answer comes through the cache, so the contact is paid once. At the sink, a batch's real
-answers are written (``keep_answers``), then its claims freed (``release_questions``), then the batch is
-closed: a sink run again after a crash does both again, and nothing is left held. A failed batch frees
+answers are written, then its claims freed (``settle_questions``), then the batch is closed: a sink run
+again after a crash does both again, and nothing is left held. A failed batch frees
 its claims before it closes too, and the part held behind it sends the contact itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ __all__ = [
     "plan_part",
     "cached_outcome",
     "cached_counts",
-    "keep_answers",
+    "settle_questions",
     "release_questions",
 ]
 
@@ -57,9 +57,7 @@ def plan_part(rt: Runtime, job_id: str, firsts: Sequence[PreparedRecord], option
     if rt.cache is None or options.cache == "off":
         return Plan()
     records = [r for r in firsts if r.identity_key]
-    keyed = [
-        (r.index, rt.cache.key(str(r.identity_key), siren=options.siren, language=options.language)) for r in records
-    ]
+    keyed = [(r.index, _question(rt, str(r.identity_key), options)) for r in records]
     answers: dict[int, Answer] = {}
     if options.cache == "use" and keyed:
         try:
@@ -103,54 +101,67 @@ def cached_counts(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return {
         "enriched": sum(1 for o in cached if o["status"] == "enriched"),
         "not_found": sum(1 for o in cached if o["status"] == "not_found"),
-        "credits_saved": sum(credits_kept(o["status"], o["input"]) for o in cached),
+        "credits_saved": credits_kept(cached),
     }
 
 
-def keep_answers(
+def settle_questions(
     rt: Runtime, job_id: str, joined: Sequence[JoinedRecord], outcomes: Sequence[Mapping[str, Any]], *, partial: bool
 ) -> None:
-    """Write a batch's real answers to the cache (jobs with ``cache`` "use" or "refresh"), before it is closed.
+    """Before a batch closes: write its real answers to the cache, then free its claims on their questions.
 
-    Best effort: a cache that cannot be written costs a later job its credits, never this job its results.
+    Done in that order, and before the close, so that a part held behind a claim finds the answer once the
+    claim is gone, and a sink run again after a crash does both again (nothing is left held). Writing is
+    best effort: a cache that cannot be written costs a later job its credits, never this job its results.
     Nothing of a batch fetched with ``forceResults`` is kept: its records may not all have been processed.
     """
-    if rt.cache is None or partial:
+    options = _options_with_claims(rt, job_id)
+    if options is None:
         return
-    options = rt.ledger.options(job_id)
-    if options.cache == "off":
-        return
-    now_ms = rt.now_ms()
-    entries = []
-    for j, outcome in zip(joined, outcomes, strict=True):
-        identity = identity_key(j.input)
-        if identity and cacheable(outcome):
-            record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
-            answer = Answer(
-                outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms, outcome["reason"],
-                asked=person_of(j.input),
-            )  # fmt: skip
-            entries.append((rt.cache.key(identity, siren=options.siren, language=options.language), answer))
-    try:
-        rt.cache.keep(entries)
-    except CacheError as exc:
-        _log.warning("cache_unavailable", job_id=job_id, records=len(entries), reason=str(exc))
+    questions = [(i, _question(rt, identity, options)) for i, identity in _identities(j.input for j in joined)]
+    if rt.cache is not None and not partial:
+        now_ms = rt.now_ms()
+        entries = []
+        for i, key in questions:
+            outcome = outcomes[i]
+            if cacheable(outcome):
+                record = {k: v for k, v in outcome["record"].items() if k != "custom_fields"}
+                answer = Answer(
+                    outcome["status"], record, outcome["best_email"], outcome["qualification"], now_ms,
+                    outcome["reason"], asked=person_of(joined[i].input),
+                )  # fmt: skip
+                entries.append((key, answer))
+        try:
+            rt.cache.keep(entries)
+        except CacheError as exc:
+            _log.warning("cache_unavailable", job_id=job_id, records=len(entries), reason=str(exc))
+    rt.inflight.release(job_id, [key for _, key in questions])
 
 
 def release_questions(rt: Runtime, job_id: str, records: Sequence[Mapping[str, Any]]) -> None:
-    """Free the job's claims on these records' questions: their batch is about to close (answers kept, or failed).
+    """Free the job's claims on these records' questions: their batch is about to close as failed."""
+    options = _options_with_claims(rt, job_id)
+    if options is not None:
+        rt.inflight.release(job_id, [_question(rt, identity, options) for _, identity in _identities(records)])
 
-    Done by every worker of a deployment with a cache configured, even one whose own cache could not be
+
+def _options_with_claims(rt: Runtime, job_id: str) -> JobOptions | None:
+    """The job's options when its batches may hold claims, else None (nothing to write or free).
+
+    Every worker of a deployment with a cache configured frees claims, even one whose own cache could not be
     opened: the claims live in the deployment's Redis, and a part of another job may wait on them.
     """
     if rt.cache is None and not rt.settings.cache_url:
-        return
+        return None
     options = rt.ledger.options(job_id)
-    if options.cache == "off":
-        return
-    digests = []
-    for record in records:
-        identity = identity_key(record)
-        if identity:
-            digests.append(question_key(rt.digest_key, identity, siren=options.siren, language=options.language))
-    rt.inflight.release(job_id, digests)
+    return None if options.cache == "off" else options
+
+
+def _identities(records: Iterable[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    """The position and identity of each record that names a person."""
+    return [(i, identity) for i, record in enumerate(records) if (identity := identity_key(record))]
+
+
+def _question(rt: Runtime, identity: str, options: JobOptions) -> bytes:
+    """The question's digest: the cache's key and the claim's name (``cache.question_key``)."""
+    return question_key(rt.digest_key, identity, siren=options.siren, language=options.language)

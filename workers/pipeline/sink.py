@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -10,12 +10,12 @@ import structlog
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
 from dropq.dropcontact.qualification import EmailResult
 from dropq.workers.jobs.batches import BatchState
-from dropq.workers.pipeline.cached import keep_answers, release_questions
+from dropq.workers.pipeline.cached import settle_questions
 from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["sink_batch", "outcome_of", "credits_used_by", "unusable_emails_reason", "UNUSABLE_EMAILS_REASON"]
+__all__ = ["sink_batch", "outcome_of", "unusable_emails_reason", "UNUSABLE_EMAILS_REASON"]
 
 _log = structlog.get_logger(__name__)
 
@@ -58,11 +58,6 @@ def unusable_emails_reason(emails: Sequence[EmailResult]) -> str:
     return f"{UNUSABLE_EMAILS_REASON}: {qualifications}"
 
 
-def credits_used_by(outcomes: Sequence[Mapping[str, Any]]) -> int:
-    """Credits the API keeps for these outcomes (``joining.credits_kept``)."""
-    return sum(credits_kept(o["status"], o["input"]) for o in outcomes)
-
-
 def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
     """Run the sink stage for one batch.
 
@@ -79,16 +74,14 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
     results = rt.batches.results(batch_id) or []
     joined = join_results(rt.batches.records(batch_id), results)
     outcomes = [outcome_of(batch.job_id, j, partial=batch.partial) for j in joined]
-    # Kept and freed before the close: a sink run again after a crash does both again, nothing stays held.
-    keep_answers(rt, batch.job_id, joined, outcomes, partial=batch.partial)
-    release_questions(rt, batch.job_id, [j.input for j in joined])
+    settle_questions(rt, batch.job_id, joined, outcomes, partial=batch.partial)
     followups = close_batch(
         rt,
         batch,
         outcomes,
         allowed=(BatchState.FETCHED,),
         final=BatchState.DONE,
-        credits_used=credits_used_by(outcomes),
+        credits_used=credits_kept(outcomes),
     )
     failed = sum(o["status"] == "failed" for o in outcomes)
     # A batch with failed records is worth a look: a warning with the count and the first reason.
