@@ -46,10 +46,8 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes], timeout_s:
     raise AssertionError(f"{text!r} never came on stderr:\n{log.read_text()}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, signum: signal.Signals) -> None:
-    """SIGTERM or SIGHUP mid-run: sandbox, private Redis and workers all exit; 128 + signal; a true message."""
-    # Given: a --local run that started the sandbox, a private Redis and a worker, and sent its job
+def _signal_mid_run(tmp_path: Path, signum: signal.Signals) -> tuple[subprocess.Popen[bytes], set[int], Path]:
+    """A --local run that started the sandbox, a private Redis and a worker and sent its job, then ``signum``."""
     log = tmp_path / "stderr.txt"
     process = _start_local_run(tmp_path, log)
     try:
@@ -57,18 +55,28 @@ def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, 
         _wait_for(log, "sent 10/10", process)
         children = descendants(process.pid)
         assert len(children) >= 3, children  # the sandbox, redis-server, the worker (and what it forked)
-        # When
         process.send_signal(signum)
         process.wait(timeout=45)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    # Then
-    deadline = time.monotonic() + 5  # a reaped child's /proc entry may linger a moment
+    return process, children, log
+
+
+def _survivors(children: set[int], within_s: float) -> list[int]:
+    """The children still alive after ``within_s`` (a reaped child's /proc entry may linger a moment)."""
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline and any(is_alive(pid) for pid in children):
         time.sleep(0.05)
-    assert not [pid for pid in children if is_alive(pid)], log.read_text()
+    return [pid for pid in children if is_alive(pid)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, signum: signal.Signals) -> None:
+    """SIGTERM or SIGHUP mid-run: sandbox, private Redis and workers all exit; 128 + signal; a true message."""
+    process, children, log = _signal_mid_run(tmp_path, signum)
+    assert not _survivors(children, within_s=5), log.read_text()
     assert process.returncode == 128 + signum, log.read_text()
     text = log.read_text()
     assert "nothing of it can be resumed" in text and "start again: dropq enrich" in text
@@ -76,27 +84,10 @@ def test_a_signal_ends_a_local_run_and_every_process_it_started(tmp_path: Path, 
 
 
 def test_a_killed_local_run_takes_every_process_it_started_with_it(tmp_path: Path) -> None:
-    """SIGKILL (no clean-up can run): the kernel sends each child SIGTERM (PR_SET_PDEATHSIG); none is left."""
-    # Given: a --local run with its sandbox, private Redis and worker, its job sent
-    log = tmp_path / "stderr.txt"
-    process = _start_local_run(tmp_path, log)
-    try:
-        _wait_for(log, "local worker process(es)", process)
-        _wait_for(log, "sent 10/10", process)
-        children = descendants(process.pid)
-        assert len(children) >= 3, children
-        # When
-        process.kill()
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    # Then: each child stops on its own SIGTERM (the worker's warm shutdown included)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(is_alive(pid) for pid in children):
-        time.sleep(0.1)
-    assert not [pid for pid in children if is_alive(pid)], log.read_text()
+    """SIGKILL (no clean-up can run): the kernel sends each child SIGTERM (PR_SET_PDEATHSIG); none is left,
+    each stopping on its own SIGTERM (the worker's warm shutdown included)."""
+    _, children, log = _signal_mid_run(tmp_path, signal.SIGKILL)
+    assert not _survivors(children, within_s=30), log.read_text()
 
 
 def test_an_interrupted_local_run_on_a_private_redis_resumes_from_the_folder_it_names(

@@ -22,7 +22,7 @@ import redis
 import requests
 
 from dropq.workers.embedded import EmbeddedRedis, free_port, is_redis_reachable, stop_process
-from tests.support.processes import ROOT, WorkerProcess
+from tests.support.processes import ROOT, WorkerProcess, parents
 
 __all__ = ["PersistentRedis", "WorkerFleet", "WebhookReceiverProcess"]
 
@@ -89,18 +89,8 @@ class PersistentRedis:
 
 
 def _children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (Linux ``/proc``; none elsewhere)."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
+    """The living pids whose parent is ``pid`` (Linux ``/proc``; none elsewhere)."""
+    return sorted(child for child, parent in parents().items() if parent == pid)
 
 
 class WorkerFleet:

@@ -99,9 +99,9 @@ class WorkerProcess:
             self.kill()
 
 
-def descendants(pid: int) -> set[int]:
-    """Every living process below ``pid``, at any depth (Linux ``/proc``; a new session does not hide one)."""
-    parents: dict[int, int] = {}
+def parents() -> dict[int, int]:
+    """The parent of every living process (Linux ``/proc``; zombies left out)."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
@@ -109,12 +109,18 @@ def descendants(pid: int) -> set[int]:
             continue
         # The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if fields and fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
+        if len(fields) > 1 and fields[0] != "Z":
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``, at any depth (a new session does not hide one)."""
+    of = parents()
     found: set[int] = set()
     frontier = {pid}
     while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        frontier = {child for child, parent in of.items() if parent in frontier} - found
         found |= frontier
     return found
 
