@@ -67,6 +67,9 @@ DEFAULT_WEBHOOK_SAFETY_POLL_S = 180.0
 # A push is one request's results: 250 records, each well under 16 kB once enriched.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+# A batch that is not full waits this long at most for other jobs' batches to share its POST: a CRM's
+# calls of one or two contacts cost a request per 250 records, not per call, for a second of latency.
+DEFAULT_COALESCE_LINGER_S = 1.0
 # A result cached from the API answers the same question for this long; not-found results for less
 # (Dropcontact's own data changes, people change jobs: a month is the conservative side).
 DEFAULT_CACHE_MAX_AGE_DAYS = 30.0
@@ -104,6 +107,16 @@ def _positive_float(variable: str, raw: str) -> float:
         value = -1.0
     if not value > 0 or value != value or value == float("inf"):
         raise SettingsError(variable, raw, "a positive number")
+    return value
+
+
+def _non_negative_float(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(variable, raw, "a number of 0 or more")
     return value
 
 
@@ -247,6 +260,9 @@ class Settings:
     poll_base_s: float = _var("DROPQ_POLL_BASE_S", _positive_float, DEFAULT_POLL_BASE_S, "poll backoff base")
     poll_factor: float = _var("DROPQ_POLL_FACTOR", _growth_factor, DEFAULT_POLL_FACTOR, "poll backoff growth")
     poll_cap_s: float = _var("DROPQ_POLL_CAP_S", _positive_float, DEFAULT_POLL_CAP_S, "poll backoff cap")
+    coalesce_linger_s: float = _var(
+        "DROPQ_COALESCE_LINGER_S", _non_negative_float, DEFAULT_COALESCE_LINGER_S, "wait to share a POST (0: off)"
+    )
     poll_early: bool = _var("DROPQ_POLL_EARLY", _flag, True, "poll ahead of the schedule while the budget has room")
     poll_max_age_s: float = _var("DROPQ_POLL_MAX_AGE_S", _positive_float, DEFAULT_POLL_MAX_AGE_S, "forceResults age")
     connect_timeout_s: float = _var(

@@ -10,7 +10,8 @@ two deployments with one API key still share its 60 requests a second. Keys abou
 the account carry a short hash of the API key (``account_id``), never the key itself. Ids never hold contact
 data: job ids are the caller's (a safe alphabet without ``/`` or ``|``),
 batch ids are ``{job}/{part}/{start}`` (``start``: the segment's first input
-index; ``.0``/``.1`` added per split), unit ids are a batch id or
+index; ``.0``/``.1`` added per split), shared requests (several jobs' batches
+in one POST, ``jobs.sharing``) are ``~shared/{random}``, unit ids are a batch id or
 ``{job}/{part}/{start}/others``, so no two jobs' ids
 can meet.
 
@@ -44,6 +45,9 @@ hashes after the job TTL. When the ledger expires, the job id is free again.
 
 *Global keys without a TTL*: the running-jobs index (``jobs``) and the
 watchdog (``watchdog``); members leave them when their job or work is done.
+The pools of batches waiting to share a request (``pool``, ``pool-sizes``, one
+per siren/language) are renewed by each join and emptied by each seal; a shared
+request's hash and records live like a batch's, and go when it closes.
 The metrics' counters (``stats``, ``api-calls``) only grow in value, over a
 bounded set of fields (``workers.metrics.fields``); the worker heartbeats
 (``workers``) drop members silent for a day. Claims on questions in flight
@@ -85,6 +89,8 @@ __all__ = [
     "batch_key",
     "batch_records_key",
     "batch_results_key",
+    "pool_key",
+    "pool_sizes_key",
     "job_produced_parts_key",
     "job_parked_parts_key",
     "delivery_key",
@@ -265,6 +271,16 @@ def batch_records_key(batch_id: str) -> str:
 def batch_results_key(batch_id: str) -> str:
     """The results the API returned for a batch (a JSON string), until the sink has joined them."""
     return _key("batch-results", batch_id)
+
+
+def pool_key(options: str) -> str:
+    """Batches not full waiting to share a request with these options (a sorted set: batch id -> joined ms)."""
+    return _key("pool", options)
+
+
+def pool_sizes_key(options: str) -> str:
+    """The records of each batch in that pool (a hash: batch id -> count)."""
+    return _key("pool-sizes", options)
 
 
 def delivery_key(job_id: str, destination: str) -> str:

@@ -35,6 +35,7 @@ from dropq.workers.jobs.inflight import InFlight
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.outcomes import OutcomeStore
 from dropq.workers.jobs.processing import ProcessingTimes
+from dropq.workers.jobs.sharing import SharedRequests
 from dropq.workers.jobs.watchdog import Watchdog
 from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.limiter.gcra import LimiterPolicy
@@ -96,6 +97,7 @@ class Runtime:
     ledger: JobLedger
     capacity: Capacity
     batches: BatchStore
+    shared: SharedRequests
     outcomes: OutcomeStore
     watchdog: Watchdog
     processing: ProcessingTimes
@@ -178,6 +180,7 @@ def build_runtime(settings: Settings, app: Celery) -> Runtime:
         ledger=ledger,
         capacity=Capacity.for_rate(ledger, settings.max_waiting_contacts, settings.rate_limit * settings.rate_margin),
         batches=BatchStore(client, settings.job_ttl_s, watchdog),
+        shared=SharedRequests(client, settings.job_ttl_s, watchdog),
         outcomes=OutcomeStore(client, settings.job_ttl_s),
         watchdog=watchdog,
         processing=ProcessingTimes(client, account),

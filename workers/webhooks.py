@@ -196,7 +196,8 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
         )
     except TransitionRefused:
         return []
-    rt.ledger.add(batch.job_id, batches_submitted=1)
+    for job_id in batch.job_ids:
+        rt.ledger.add(job_id, batches_submitted=1)
     _log.info("doubtful_post_answered_by_push", job_id=batch.job_id, batch_id=batch.batch_id)
     moved_on = rt.batches.get(batch.batch_id)
     followups = accept_results(rt, moved_on, push.records, partial=False) if moved_on is not None else []

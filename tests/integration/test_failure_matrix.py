@@ -386,3 +386,37 @@ def test_a_job_survives_a_redis_restart(start_worker: Any, sandbox: Any, tmp_pat
         stats = sandbox.stats()
         # A batch is POSTed twice only in the documented window (its answer lost with Redis), and then it is counted.
         assert stats["duplicate_batches_posted"] <= status.resubmitted
+
+
+def test_a_refused_shared_request_sends_each_batch_alone_and_only_the_bad_record_fails(
+    start_worker: Any, redis_url: str, sandbox: Any, refusing_front: _RefusingFront, tmp_path: Path
+) -> None:
+    """A 400 for a request shared by 12 jobs: each batch goes alone; only the refused record's job has a failure."""
+    # Given: 12 calls of 2 contacts, one of which the API refuses
+    env = worker_env(redis_url, sandbox, tmp_path, DROPCONTACT_API_URL=refusing_front.url)
+    start_worker(env, concurrency=3)
+    contacts = make_contacts(24, seed=5)
+    contacts[15]["company"] = refusing_front.poison
+    app = client_app(redis_url)
+    try:
+        sent = [
+            app.send_task("dropq.enrich", kwargs={"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"share-{n}"})
+            for n in range(12)
+        ]
+        for result in sent:
+            result.get(timeout=30)
+    finally:
+        app.close()
+    # Then: job 7 (contacts 14 and 15) has its second record failed with the API's reason, every other record back
+    for n in range(12):
+        status = wait_for_job(redis_url, f"share-{n}", timeout_s=30)
+        _assert_accounted(status, 2)
+        lines = _outcomes(tmp_path, f"share-{n}")
+        assert [o["index"] for o in lines] == [0, 1]
+        expected = ["enriched_or_not_found", "failed"] if n == 7 else ["enriched_or_not_found"] * 2
+        assert ["failed" if o["status"] == "failed" else "enriched_or_not_found" for o in lines] == expected
+    assert _outcomes(tmp_path, "share-7")[1]["reason"] == f"the API refused the record: {envelopes.RECORD_TOO_BIG}"
+    # A shared request (or more) refused, then job 7's batch of 2 and its bad half: nothing else, no record twice
+    assert refusing_front.refused >= 3
+    stats = sandbox.stats()
+    assert stats["records_received"] == 23 and stats["duplicate_records_posted"] == 0

@@ -72,6 +72,33 @@ def test_pushed_results_need_no_get_at_all(
     assert len((tmp_path / "hooks-1.jsonl").read_text().splitlines()) == 1500
 
 
+def test_the_push_of_a_shared_request_completes_every_job_it_carries(
+    receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
+) -> None:
+    """Eight calls of 2 contacts share requests; their pushes bring every job its own records, with no GET."""
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "60"}, concurrency=3)
+    contacts = make_contacts(16, seed=3)
+    app = client_app(redis_url)
+    try:
+        sent = [
+            app.send_task("dropq.enrich", kwargs={"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"hooked-{n}"})
+            for n in range(8)
+        ]
+        for result in sent:
+            result.get(timeout=30)
+    finally:
+        app.close()
+    for n in range(8):
+        assert wait_for_job(redis_url, f"hooked-{n}", timeout_s=40).delivered == 2
+        rows = [json.loads(line) for line in (tmp_path / f"hooked-{n}.jsonl").read_text().splitlines()]
+        assert [row["input"]["custom_fields"]["crm_id"] for row in rows] == [
+            c["custom_fields"]["crm_id"] for c in contacts[2 * n : 2 * n + 2]
+        ]
+    stats = sandbox.stats()
+    assert stats["batches_received"] < 8 and stats["records_received"] == 16
+    assert stats["requests"].get("GET /v1/enrich/all/{request_id}", 0) == 0
+
+
 def test_lost_pushes_are_caught_by_polling(
     receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
 ) -> None:
@@ -158,9 +185,9 @@ def test_a_push_from_another_job_or_with_missing_records_is_refused_and_polling_
     receiver_env: dict[str, str], start_worker: Any, redis_url: str, sandbox: Any, tmp_path: Path
 ) -> None:
     """A real push of job B with its request_id removed, sent to job A's URL, and a push of 1 record of 3: both 409."""
-    # Given: two jobs of 3 records whose real pushes are lost, polled only after 4 s
+    # Given: two jobs of 3 records, each in a request of its own, whose real pushes are lost, polled after 4 s
     sandbox.configure(webhook_loss_probability=1.0)
-    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "4"})
+    start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "4", "DROPQ_COALESCE_LINGER_S": "0"})
     app = client_app(redis_url)
     try:
         for job_id, seed in (("hooks-a", 1), ("hooks-b", 2)):

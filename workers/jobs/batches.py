@@ -5,8 +5,18 @@ States and the transitions between them (each one atomic, see transition.lua):
     pending --claim--> posting --accepted--> submitted --results--> fetched --sink--> done
        ^                  |                      |
        +--- wait/retry ---+                      +--> failed (also from pending/posting)
-                          |
-                          +--400 invalid--> split (two new pending halves)
+       |                  |
+       |                  +--400 invalid--> split (two new pending halves)
+       |
+       +--shared--> carried --its shared request's results--> fetched
+                        (back to pending, alone, if that request was refused)
+
+A batch that is not full may share one POST with other jobs' batches
+(``jobs.sharing``): it waits in a pool, then is ``carried`` by a shared
+request, itself a batch of this machine (id ``~shared/...``, no job of its
+own) whose records are its batches' end to end. The shared request is
+claimed, POSTed and polled like any batch; its results are handed to each
+batch it carries, which goes on to its own sink, counts and deliveries.
 
 A batch is POSTed at most once: the claim moves it to ``posting`` with a
 lease; the ``request_id`` is written the moment the API answers. A worker
@@ -31,13 +41,23 @@ import redis
 
 from dropq.errors import WorkerError
 from dropq.workers import keys
-from dropq.workers.jobs.outcomes import batch_unit_id, segment_unit_id
+from dropq.workers.jobs.outcomes import batch_unit_id, job_of_unit, segment_unit_id
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import Watchdog, batch_member, delivery_member
 from dropq.workers.limiter import gcra
 from dropq.workers.metrics import fields
 
-__all__ = ["Batch", "BatchState", "BatchStore", "Claim", "OPEN_STATES", "SegmentCommit", "TransitionRefused"]
+__all__ = [
+    "Batch",
+    "BatchState",
+    "BatchStore",
+    "Claim",
+    "OPEN_STATES",
+    "SHARED_PREFIX",
+    "SegmentCommit",
+    "TransitionRefused",
+    "is_shared",
+]
 
 
 class BatchState(StrEnum):
@@ -50,12 +70,22 @@ class BatchState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SPLIT = "split"
+    # Waiting for the shared request that carries it (``jobs.sharing``).
+    CARRIED = "carried"
 
 
 _STATE_NAMES = frozenset(BatchState)
 
 # States in which a batch still waits for its outcomes (it can still be failed).
-OPEN_STATES = (BatchState.PENDING, BatchState.POSTING, BatchState.SUBMITTED, BatchState.FETCHED)
+OPEN_STATES = (
+    BatchState.PENDING,
+    BatchState.POSTING,
+    BatchState.SUBMITTED,
+    BatchState.FETCHED,
+    BatchState.CARRIED,
+)
+# The ids of shared requests (several jobs' batches in one POST) start so; no job id can.
+SHARED_PREFIX = "~shared/"
 
 
 class TransitionRefused(WorkerError):
@@ -98,6 +128,24 @@ class Batch:
     fetched_via: str = ""
     # The limiter lane of its requests: "first" (an interactive job's) or "bulk".
     lane: str = gcra.BULK_LANE
+    # A shared request: the batches it carries, and the options of its POST.
+    members: tuple[str, ...] = ()
+    siren: bool = False
+    language: str | None = None
+    # A carried batch: the shared request that carries it.
+    carrier: str = ""
+    # Sent alone, never pooled (a split half, a batch of a refused shared request).
+    solo: bool = False
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether this is a shared request, carrying other batches."""
+        return is_shared(self.batch_id)
+
+    @property
+    def job_ids(self) -> tuple[str, ...]:
+        """The jobs whose records this batch sends: its own, or each carried batch's (one per batch)."""
+        return tuple(job_of_unit(member) for member in self.members) if self.is_shared else (self.job_id,)
 
     @property
     def last_look_s(self) -> float:
@@ -246,6 +294,11 @@ class BatchStore:
         raw = self._redis.get(keys.batch_records_key(batch_id))
         return list(json.loads(str(raw))) if raw else []
 
+    def records_of(self, batch_ids: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """The records of each batch, in one round trip (empty for a batch gone)."""
+        raw = self._redis.mget([keys.batch_records_key(batch_id) for batch_id in batch_ids]) if batch_ids else []
+        return [list(json.loads(str(text))) if text else [] for text in raw]
+
     def transition(
         self,
         batch_id: str,
@@ -299,14 +352,23 @@ class BatchStore:
         partial: bool,
         now_ms: int,
         via: str = fields.FETCHED_BY_GET,
+        carrier: Batch | None = None,
     ) -> bool:
         """Keep the API's results and move the batch to ``fetched``, once; False when it had moved on.
 
         ``via`` says how they came (``fields.FETCHED_BY_GET`` or ``FETCHED_BY_PUSH``), for the metrics.
+        With ``carrier``, the batch is one it carries: it must be ``carried``, takes the request's id,
+        times and looks, and is watched again (its sink is its own from now on).
         """
         text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
         script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id), keys.batch_records_key(batch_id)]
-        return bool(self._fetch(keys=script_keys, args=[text, "1" if partial else "0", now_ms, self._ttl_s, via]))
+        args: list[str | int] = [text, "1" if partial else "0", now_ms, self._ttl_s, via]
+        if carrier is not None:
+            script_keys.append(keys.watchdog_key())
+            args += [BatchState.CARRIED, batch_member(batch_id), self._watchdog.deadline(now_ms)]
+            args += ["request_id", carrier.request_id, "submitted_ms", carrier.submitted_ms]
+            args += ["looked_ms", carrier.looked_ms, "polls", carrier.polls]
+        return bool(self._fetch(keys=script_keys, args=args))
 
     def results(self, batch_id: str) -> list[dict[str, Any]] | None:
         """The stored results, or None when there are none."""
@@ -366,6 +428,11 @@ class BatchStore:
             # The bulk data now lives in the unit until every destination has it.
             self._redis.delete(keys.batch_records_key(batch.batch_id), keys.batch_results_key(batch.batch_id))
         return applied
+
+    def forget(self, batch_id: str) -> None:
+        """A closed shared request: its records, results and watch go (its batches hold their own)."""
+        self._redis.delete(keys.batch_records_key(batch_id), keys.batch_results_key(batch_id))
+        self._watchdog.disarm(batch_member(batch_id))
 
     def split(
         self, batch: Batch, seq: int, first: list[dict[str, Any]], second: list[dict[str, Any]], now_ms: int
@@ -439,4 +506,14 @@ def _batch_of(batch_id: str, raw: dict[str, str]) -> Batch | None:
         fetched_ms=int(raw.get("fetched_ms", 0)),
         fetched_via=raw.get("fetched_via", ""),
         lane=raw.get("lane") or gcra.BULK_LANE,
+        members=tuple(raw["members"].split(",")) if raw.get("members") else (),
+        siren=raw.get("siren") == "1",
+        language=raw.get("language") or None,
+        carrier=raw.get("carrier", ""),
+        solo=raw.get("solo") == "1",
     )
+
+
+def is_shared(batch_id: str) -> bool:
+    """Whether ``batch_id`` names a shared request."""
+    return batch_id.startswith(SHARED_PREFIX)

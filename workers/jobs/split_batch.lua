@@ -16,7 +16,8 @@
 -- ARGV[10] watchdog deadline of the halves, milliseconds (Redis time)
 -- ARGV[11] the parent's watchdog member (removed)   ARGV[12], ARGV[13] the halves' members (armed)
 -- ARGV[14] the deployment's counters to add, JSON {field: amount}, or ""
--- The halves keep the parent's created_ms (their records have waited since then).
+-- The halves keep the parent's created_ms (their records have waited since then) and are sent alone
+-- ("solo": never pooled into a shared request, which the refused record would make fail again).
 -- Returns 1 when split now, 0 when the parent had moved on (a stale message).
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
@@ -35,7 +36,8 @@ local created_ms = redis.call('HGET', KEYS[1], 'created_ms') or ''
 local lane = redis.call('HGET', KEYS[1], 'lane') or ''
 local halves = {{KEYS[4], KEYS[5], ARGV[3], ARGV[4], ARGV[5]}, {KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[8]}}
 for _, h in ipairs(halves) do
-  redis.call('HSET', h[1], 'job_id', ARGV[2], 'state', 'pending', 'count', h[4], 'seq', 0, 'errors', 0, 'polls', 0)
+  redis.call('HSET', h[1], 'job_id', ARGV[2], 'state', 'pending', 'count', h[4], 'seq', 0, 'errors', 0, 'polls', 0,
+    'solo', 1)
   if created_ms ~= '' then
     redis.call('HSET', h[1], 'created_ms', created_ms)
   end

@@ -13,6 +13,7 @@ from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.cached import release_questions
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.shared import close_failed
 from dropq.workers.runtime import Runtime
 
 __all__ = ["close_batch", "fail_batch", "first_reason", "index_of", "redeliver_unit"]
@@ -81,7 +82,18 @@ def redeliver_unit(rt: Runtime, batch: Batch) -> list[Followup]:
 
 
 def fail_batch(rt: Runtime, batch: Batch, reason: str) -> list[Followup]:
-    """Fail every record of the batch with ``reason`` (counted as failed, delivered as such)."""
+    """Fail every record of the batch with ``reason`` (counted as failed, delivered as such).
+
+    A shared request fails each batch it still carries, each in its own job, then closes.
+    """
+    if batch.is_shared:
+        followups: list[Followup] = []
+        for member in batch.members:
+            carried = rt.batches.get(member)
+            if carried is not None and carried.state is BatchState.CARRIED and carried.carrier == batch.batch_id:
+                followups += fail_batch(rt, carried, reason)
+        close_failed(rt, batch, reason)
+        return followups
     records = rt.batches.records(batch.batch_id)
     outcomes = [
         {

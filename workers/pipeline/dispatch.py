@@ -12,6 +12,7 @@ from celery import Celery
 
 from dropq.config.celeryconfig import max_countdown_s
 from dropq.workers import keys
+from dropq.workers.jobs.batches import is_shared
 from dropq.workers.jobs.outcomes import job_of_unit
 from dropq.workers.jobs.watchdog import batch_member, delivery_member, finish_member, parked_member
 from dropq.workers.pipeline.followup import Followup, send_followup
@@ -27,6 +28,11 @@ def watch_of(rt: Runtime, item: Followup) -> tuple[str, list[str]] | None:
     kwargs = item.kwargs
     if item.task in _BATCH_TASKS:
         batch_id = str(kwargs["batch_id"])
+        if is_shared(batch_id):
+            # No job of its own: the batches it carries live as long as it does (days waiting for credits).
+            members = str(rt.redis.hget(keys.batch_key(batch_id), "members") or "")
+            carried = [key for member in members.split(",") if member for key in rt.batches.keys_of(member)[:2]]
+            return batch_member(batch_id), [*rt.batches.keys_of(batch_id), *carried]
         return batch_member(batch_id), [*rt.batches.keys_of(batch_id), keys.job_key(job_of_unit(batch_id))]
     if item.task == "dropq.deliver":
         unit_id = str(kwargs["unit_id"])

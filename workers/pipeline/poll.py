@@ -68,7 +68,8 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         wait_ms = rt.limiter.report_429(exc.retry_after_s)
         return [followup.poll(batch_id, seq, wait_ms / 1000)]
     except AuthenticationError:
-        rt.ledger.set_fatal(batch.job_id, AUTH_FAILED_REASON)
+        for job_id in set(batch.job_ids):
+            rt.ledger.set_fatal(job_id, AUTH_FAILED_REASON)
         return fail_batch(rt, batch, AUTH_FAILED_REASON)
     except DropcontactError as exc:
         return _on_error(rt, batch, seq, exc)

@@ -13,6 +13,7 @@ from dropq.workers.jobs.batches import BatchState
 from dropq.workers.pipeline.cached import settle_questions
 from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.shared import hand_on_results
 from dropq.workers.runtime import Runtime
 
 __all__ = ["sink_batch", "outcome_of", "unusable_emails_reason", "UNUSABLE_EMAILS_REASON"]
@@ -67,6 +68,9 @@ def sink_batch(rt: Runtime, batch_id: str) -> list[Followup]:
     batch = rt.batches.get(batch_id)
     if batch is None:
         return []
+    if batch.is_shared:
+        # A shared request has no outcomes of its own: each batch it carries gets its results and sinks.
+        return hand_on_results(rt, batch)
     if batch.state in (BatchState.DONE, BatchState.FAILED):
         return redeliver_unit(rt, batch)
     if batch.state is not BatchState.FETCHED:

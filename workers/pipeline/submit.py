@@ -38,6 +38,7 @@ from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.pacing import next_poll
+from dropq.workers.pipeline.shared import is_poolable, options_of, send_alone, share_or_send
 from dropq.workers.runtime import Runtime
 from dropq.workers.webhooks import adopt_pushed_results, callback_url_for, take_early_push
 
@@ -69,13 +70,27 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
     if batch.seq != seq:
         # A stale copy (its step was done, or re-sent by the sweep and done): nothing to do.
         return []
-    job = rt.ledger.read(batch.job_id)
+    job = None if batch.is_shared else rt.ledger.read(batch.job_id)
     if job is not None and job.fatal_reason:
         return fail_batch(rt, batch, job.fatal_reason)
     if rt.settings.is_missing_api_key:
         # Every request would be refused (401): the job fails once, with the reason to fix, and nothing is sent.
-        rt.ledger.set_fatal(batch.job_id, MISSING_API_KEY_REASON)
+        for job_id in set(batch.job_ids):
+            rt.ledger.set_fatal(job_id, MISSING_API_KEY_REASON)
         return fail_batch(rt, batch, MISSING_API_KEY_REASON)
+    shared: list[Followup] = []
+    if is_poolable(rt, batch):
+        # Not full: it waits to share a POST with other jobs' batches, unless a seal leaves it alone.
+        pooled = share_or_send(rt, batch)
+        if not pooled.send_now:
+            return pooled.followups
+        shared = pooled.followups
+    return shared + _post(rt, batch)
+
+
+def _post(rt: Runtime, batch: Batch) -> list[Followup]:
+    """Ask the credits and the limiter, claim the batch, POST it, and schedule its first poll."""
+    batch_id, seq = batch.batch_id, batch.seq
     now_ms = rt.now_ms()
     if batch.state is BatchState.POSTING and batch.lease_until_ms > now_ms:
         # Another worker is inside its POST right now; look again once its lease is over.
@@ -91,7 +106,7 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
 
     # Read before the token: once it is granted, the POST must follow at once (the limiter's budget for
     # the time between a grant and the request's arrival is about 26 ms), by the claim's round trip only.
-    options = rt.ledger.options(batch.job_id)
+    siren, language = options_of(rt, batch)
     callback_url = callback_url_for(rt, batch_id)
     credit = rt.credits.check_submit(batch.count)
     if not credit.allowed and rt.credits.is_paused() and rt.credits.should_recheck():
@@ -119,12 +134,13 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         # Counted before it is sent, each time: a batch in doubt twice, or whose doubtful POST was
         # followed by a refused one, is never under-counted (a POST that then fails to connect is
         # counted all the same: `resubmitted` is an upper bound of the batches the API got twice).
-        rt.ledger.add(batch.job_id, resubmitted=1)
+        for job_id in batch.job_ids:
+            rt.ledger.add(job_id, resubmitted=1)
     try:
         answer = rt.client.submit_batch(
             records,
-            siren=options.siren,
-            language=options.language,
+            siren=siren,
+            language=language,
             custom_callback_url=callback_url,
         )
     except DropcontactError as exc:
@@ -149,7 +165,8 @@ def submit_batch(rt: Runtime, batch_id: str, seq: int) -> list[Followup]:
         return []
     if answer.credits_left is not None:
         rt.credits.record_balance(answer.credits_left)
-    rt.ledger.add(batch.job_id, batches_submitted=1)
+    for job_id in batch.job_ids:
+        rt.ledger.add(job_id, batches_submitted=1)
     _log.info(
         "batch_submitted",
         job_id=batch.job_id,
@@ -188,7 +205,8 @@ def _on_error(rt: Runtime, batch: Batch, seq: int, exc: DropcontactError) -> lis
     """Map an API error onto what happens to the batch next."""
     rt.credits.release(batch.count)
     if isinstance(exc, AuthenticationError):
-        rt.ledger.set_fatal(batch.job_id, AUTH_FAILED_REASON)
+        for job_id in set(batch.job_ids):
+            rt.ledger.set_fatal(job_id, AUTH_FAILED_REASON)
         _log.error("auth_failed", job_id=batch.job_id, batch_id=batch.batch_id, reason=AUTH_FAILED_REASON)
         return fail_batch(rt, batch, AUTH_FAILED_REASON)
     if isinstance(exc, InvalidRequestError):
@@ -242,7 +260,13 @@ def _back_to_pending(rt: Runtime, batch: Batch, seq: int, **fields: int) -> int 
 
 
 def _on_invalid(rt: Runtime, batch: Batch, seq: int, exc: InvalidRequestError) -> list[Followup]:
-    """A 400: bisect the batch until the refused record stands alone, then fail it with the API's reason."""
+    """A 400: bisect the batch until the refused record stands alone, then fail it with the API's reason.
+
+    A shared request is not bisected: each batch it carries is sent alone, and bisects itself if it holds
+    the refused record (the others go through at once).
+    """
+    if batch.is_shared:
+        return send_alone(rt, batch, seq)
     records = rt.batches.records(batch.batch_id)
     reason = f"the API refused the record: {exc.reason or exc}"
     if len(records) <= 1:

@@ -22,11 +22,12 @@ import structlog
 
 from dropq.workers import keys
 from dropq.workers.cache import CacheError
-from dropq.workers.jobs.batches import BatchState
+from dropq.workers.jobs.batches import BatchState, is_shared
 from dropq.workers.jobs.watchdog import Watched, parse_member
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.shared import rescue_carried
 from dropq.workers.runtime import Runtime
 
 __all__ = ["sweep", "rederive", "SWEEP_LIMIT"]
@@ -41,13 +42,17 @@ SWEEP_LIMIT = 2000
 
 def rederive(rt: Runtime, watched: Watched) -> list[Followup]:
     """The message that carries the watched work on from the state it is in; nothing when it is done."""
-    if not rt.redis.exists(keys.job_key(watched.job_id)):
+    if not is_shared(watched.batch_id) and not rt.redis.exists(keys.job_key(watched.job_id)):
         # Its job is gone (expired, evicted, deleted): nothing to carry on, and nothing to keep alive.
+        # (A shared request has no job of its own: its batches' jobs are checked by their own steps.)
         return []
     if watched.kind == "b":
         batch = rt.batches.get(watched.batch_id)
         if batch is None:
             return []
+        if batch.state is BatchState.CARRIED:
+            # Its shared request carries it on (and is watched); one that is gone or closed leaves it alone.
+            return rescue_carried(rt, batch)
         if batch.state in (BatchState.PENDING, BatchState.POSTING):
             return [followup.submit(batch.batch_id, batch.seq)]
         if batch.state is BatchState.SUBMITTED:
