@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -12,10 +13,13 @@ from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from dropq.workers.app import app
+from dropq.workers.pipeline.deliver import deliver_unit
 from dropq.workers.pipeline.dispatch import dispatch
 from dropq.workers.pipeline.followup import BrokerUnavailableError, Followup
 from dropq.workers.pipeline.give_up import give_up
-from dropq.workers.runtime import get_runtime
+from dropq.workers.pipeline.sink import sink_batch
+from dropq.workers.pipeline.submit import submit_batch
+from dropq.workers.runtime import Runtime, get_runtime
 
 __all__ = ["send", "send_all", "INFRA_ERRORS", "INFRA_RETRY", "STAGE_TASK", "InfraRetryTask", "StageTask"]
 
@@ -67,10 +71,56 @@ def send(item: Followup) -> None:
     dispatch(get_runtime(), app, item)
 
 
+# The most steps one task runs inline (a shared request's batches, their deliveries); the rest are sent.
+MAX_INLINE_STEPS = 2000
+
+
 def send_all(items: Iterable[Followup]) -> None:
-    """Send follow-ups in order."""
-    for item in items:
+    """Send follow-ups in order; run those marked ``inline`` here instead (their own follow-ups likewise).
+
+    A message costs a publish, its events and a task on some worker; a small batch's pooling, a
+    carried batch's sink or a write to a local file are cheaper than that. Each is idempotent and
+    watched by its state, so running it here changes what happens only in cost. One that fails on
+    anything but the infrastructure is sent as a message after all, where its own retries and
+    last resort apply.
+    """
+    pending = deque(items)
+    budget = MAX_INLINE_STEPS
+    while pending:
+        item = pending.popleft()
+        if item.inline and item.countdown_s <= 0 and budget > 0:
+            budget -= 1
+            more = _run_inline(item)
+            if more is not None:
+                # Depth first: a batch's deliveries and finish come before the next batch's sink.
+                pending.extendleft(reversed(more))
+                continue
         send(item)
+
+
+def _run_inline(item: Followup) -> list[Followup] | None:
+    """Run one step here; its follow-ups, or None when it failed (it is then sent)."""
+    step = _INLINE_STEPS.get(item.task)
+    if step is None:
+        return None
+    context = structlog.contextvars.get_contextvars()
+    try:
+        return step(get_runtime(), item.kwargs)
+    except INFRA_ERRORS:
+        raise
+    except Exception as exc:
+        _log.warning("inline_step_failed", task_name=item.task, error=type(exc).__name__, reason=str(exc)[:200])
+        return None
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**context)
+
+
+_INLINE_STEPS: dict[str, Callable[[Runtime, dict[str, Any]], list[Followup]]] = {
+    "dropq.submit": lambda rt, kw: submit_batch(rt, kw["batch_id"], kw["seq"]),
+    "dropq.sink": lambda rt, kw: sink_batch(rt, kw["batch_id"]),
+    "dropq.deliver": lambda rt, kw: deliver_unit(rt, kw["job_id"], kw["unit_id"], kw["destination"], kw["attempt"]),
+}
 
 
 class StageTask(InfraRetryTask):  # type: ignore[misc]

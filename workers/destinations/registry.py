@@ -63,6 +63,10 @@ class DestinationRegistry:
             return (*chosen, CALLBACK_NAME)
         return tuple(chosen)
 
+    def is_local(self, name: str) -> bool:
+        """Whether writing to ``name`` is a quick local step (a file, the Redis stream), done inline."""
+        return isinstance(self._named.get(name), JsonlDestination | CsvDestination | StreamDestination)
+
     def get(self, name: str, options: JobOptions) -> Destination:
         """The destination called ``name`` for a job with these options."""
         if name == CALLBACK_NAME and options.callback and options.callback.task:

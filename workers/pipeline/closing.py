@@ -59,9 +59,10 @@ def close_batch(
     if failed:
         rt.ledger.note_failure(batch.job_id, first_reason(outcomes))
     unit_id = batch_unit_id(batch.batch_id)
-    return [followup.deliver(batch.job_id, unit_id, name) for name in destinations] + finish_if_complete(
-        rt, batch.job_id
-    )
+    deliveries = [
+        followup.deliver(batch.job_id, unit_id, name, inline=rt.destinations.is_local(name)) for name in destinations
+    ]
+    return deliveries + finish_if_complete(rt, batch.job_id)
 
 
 def first_reason(outcomes: list[dict[str, Any]]) -> str:

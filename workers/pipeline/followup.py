@@ -36,6 +36,9 @@ class Followup:
         countdown_s: delay before it runs (the sender caps it below the broker's visibility timeout).
         kwargsrepr: what Flower and the logs show instead of the arguments (contact data stays hidden).
         queue: the queue, for messages to another application's tasks; ours are routed by name.
+        inline: a short step the sending task may run itself instead of sending it (``tasks._send``):
+            a small batch's pooling, a carried batch's sink, a delivery to a local file or stream. Its
+            work is watched by its state already, so a worker that dies inside it loses nothing.
     """
 
     task: str
@@ -43,6 +46,7 @@ class Followup:
     countdown_s: float = 0.0
     kwargsrepr: str | None = None
     queue: str | None = None
+    inline: bool = False
 
 
 def produce(job_id: str, offset: int, checked_through: int | None = None, countdown_s: float = 0.0) -> Followup:
@@ -53,9 +57,9 @@ def produce(job_id: str, offset: int, checked_through: int | None = None, countd
     return Followup("dropq.produce", kwargs, countdown_s)
 
 
-def submit(batch_id: str, seq: int, countdown_s: float = 0.0) -> Followup:
+def submit(batch_id: str, seq: int, countdown_s: float = 0.0, *, inline: bool = False) -> Followup:
     """Submit (or re-try submitting) a batch."""
-    return Followup("dropq.submit", {"batch_id": batch_id, "seq": seq}, countdown_s)
+    return Followup("dropq.submit", {"batch_id": batch_id, "seq": seq}, countdown_s, inline=inline)
 
 
 def poll(batch_id: str, seq: int, countdown_s: float = 0.0, *, early: bool = False) -> Followup:
@@ -66,17 +70,20 @@ def poll(batch_id: str, seq: int, countdown_s: float = 0.0, *, early: bool = Fal
     return Followup("dropq.poll", kwargs, countdown_s)
 
 
-def sink(batch_id: str) -> Followup:
+def sink(batch_id: str, *, inline: bool = False) -> Followup:
     """Join a batch's results and fan them out."""
-    return Followup("dropq.sink", {"batch_id": batch_id})
+    return Followup("dropq.sink", {"batch_id": batch_id}, inline=inline)
 
 
-def deliver(job_id: str, unit_id: str, destination: str, attempt: int = 0, countdown_s: float = 0.0) -> Followup:
+def deliver(
+    job_id: str, unit_id: str, destination: str, attempt: int = 0, countdown_s: float = 0.0, *, inline: bool = False
+) -> Followup:
     """Write one unit of outcomes to one destination."""
     return Followup(
         "dropq.deliver",
         {"job_id": job_id, "unit_id": unit_id, "destination": destination, "attempt": attempt},
         countdown_s,
+        inline=inline,
     )
 
 

@@ -173,10 +173,14 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
         )
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
         if batch_id:
-            followups.append(followup.submit(batch_id, seq=0))
+            # A batch that is not full only joins its pool (``pipeline.shared``): this task does it.
+            small = len(segment.records) < MAX_BATCH_RECORDS and rt.settings.coalesce_linger_s > 0
+            followups.append(followup.submit(batch_id, seq=0, inline=small))
         if segment.others:
             unit_id = segment_unit_id(job_id, segment_id)
-            followups.extend(followup.deliver(job_id, unit_id, name) for name in destinations)
+            followups.extend(
+                followup.deliver(job_id, unit_id, name, inline=rt.destinations.is_local(name)) for name in destinations
+            )
     _log.info("part_produced", job_id=job_id, part_id=part_id, records=len(contacts), segments=segments,
               resumed_at=start if start > offset else None)  # fmt: skip
     return followups + _part_done(rt, job_id, part_id, offset, offset + len(contacts))

@@ -139,7 +139,7 @@ def hand_on_results(rt: Runtime, shared: Batch) -> list[Followup]:
     for member, state in zip(shared.members, rt.batches.states_of(shared.members), strict=True):
         # Fetched now, or by an earlier run of this step that died before the close: its sink is due.
         if state is not None and state[0] is BatchState.FETCHED:
-            followups.append(followup.sink(member))
+            followups.append(followup.sink(member, inline=True))
     try:
         rt.batches.transition(shared.batch_id, (BatchState.FETCHED,), to=BatchState.DONE, bump=True)
     except TransitionRefused:

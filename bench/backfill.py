@@ -1,0 +1,129 @@
+"""Benchmark: a single contact sent into a running backfill, lanes against first-come first-served.
+
+Run from the repository root::
+
+    .venv/bin/python bench/backfill.py                      # 300,000-contact backfill, twice (about 4 minutes)
+    .venv/bin/python bench/backfill.py --records 100000
+
+On a private Redis and an in-process sandbox that enforces 60 requests a second strictly (results
+ready ``--api-s`` after each POST), ``dropq worker`` with its defaults gets a backfill of
+``--records`` contacts through the task API, in parts of 25,000; ``--lone-after`` seconds after its
+first part, a single-contact job. Twice: as the baseline (the behaviour before lanes and early
+polls: the lone job ``priority="bulk"``, ``DROPQ_POLL_EARLY=false``, ``DROPQ_COALESCE_LINGER_S=0``)
+and with the defaults. Printed per run: the lone job's time from its send to its finish, the
+backfill's contacts a second and its share of 60 requests a second (accepted requests over its
+run), 429s. Targets (issue 13): the lone job within 20 s, the backfill at 0.9 of 60 req/s or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench.latency import DropqWorker  # noqa: E402
+from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from dropq.workers.embedded import EmbeddedRedis  # noqa: E402
+from dropq.workers.jobs.ledger import JobLedger  # noqa: E402
+from tests.support.contacts import make_contacts  # noqa: E402
+from tests.support.pipeline import worker_env  # noqa: E402
+from tests.support.processes import client_app  # noqa: E402
+
+PART = 25_000
+RATE = 60
+
+
+def _parts(records: int) -> list[dict[str, object]]:
+    parts = []
+    for offset in range(0, records, PART):
+        contacts = make_contacts(min(PART, records - offset), seed=offset)
+        for i, contact in enumerate(contacts):
+            # Distinct people, so that the whole backfill is sent.
+            contact["last_name"] = f"{contact.get('last_name', 'x')}{offset + i}"
+        parts.append({"contacts": contacts, "job_id": "backfill", "offset": offset, "final": offset + PART >= records})
+    return parts
+
+
+def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: EmbeddedRedis, sandbox: SandboxServer,
+        folder: Path, parts: list[dict[str, object]]) -> str:  # fmt: skip
+    """One backfill and one lone contact through a fresh ``dropq worker``; the printed line."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    sandbox.reset(processing_min_s=args.api_s, processing_max_s=args.api_s)
+    extra = {"DROPQ_LOG_LEVEL": "warning", "DROPQ_RATE_LIMIT": str(RATE)}
+    if baseline:
+        extra |= {"DROPQ_POLL_EARLY": "false", "DROPQ_COALESCE_LINGER_S": "0"}
+    env = worker_env(redis_server.url, sandbox, folder, **extra)
+    for variable in ("DROPQ_POLL_FIRST_S", "DROPQ_POLL_BASE_S", "DROPQ_POLL_CAP_S", "DROPQ_POLL_MAX_AGE_S"):
+        env.pop(variable)
+    worker = DropqWorker(env, folder / f"{name}.log").start()
+    app = client_app(redis_server.url)
+    ledger = JobLedger(client, ttl_s=3600)
+    try:
+        started = time.time()
+        sender = threading.Thread(
+            target=lambda: [app.send_task("dropq.enrich", kwargs=part).get(timeout=3600) for part in parts],
+            daemon=True,
+        )
+        sender.start()
+        time.sleep(args.lone_after)
+        lone_sent = time.time()
+        lone_kwargs: dict[str, object] = {"contacts": make_contacts(1, seed=999_999), "job_id": "lone"}
+        if baseline:
+            lone_kwargs["priority"] = "bulk"
+        app.send_task("dropq.enrich", kwargs=lone_kwargs)
+        lone_s = backfill_s = None
+        deadline = time.monotonic() + args.timeout
+        while (lone_s is None or backfill_s is None) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            lone, backfill = ledger.read("lone"), ledger.read("backfill")
+            if lone_s is None and lone is not None and lone.is_finished:
+                lone_s = lone.finished_ms / 1000 - lone_sent
+            if backfill_s is None and backfill is not None and backfill.is_finished:
+                backfill_s = backfill.finished_ms / 1000 - started
+    finally:
+        app.close()
+        worker.stop()
+        client.close()
+    if lone_s is None or backfill_s is None:
+        return f"{name:<30} did not finish within {args.timeout:.0f} s"
+    stats = sandbox.stats()
+    accepted = sum(int(n) for n in stats["requests"].values()) - int(str(stats["rate_limited"]))  # type: ignore[union-attr]
+    share = accepted / backfill_s / RATE
+    return (
+        f"{name:<30} {lone_s:>7.1f} {args.records / backfill_s:>10.0f} {share:>6.2f}"
+        f" {int(str(stats['rate_limited'])):>5} {backfill_s:>7.1f}"
+    )
+
+
+def main() -> None:
+    """Parse the options, run the baseline and the defaults, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=300_000, help="contacts in the backfill")
+    parser.add_argument("--lone-after", type=float, default=5.0, help="when the lone contact is sent, seconds")
+    parser.add_argument("--api-s", type=float, default=2.0, help="the API's processing time")
+    parser.add_argument("--timeout", type=float, default=900.0, help="the most a run may take, seconds")
+    args = parser.parse_args()
+    parts = _parts(args.records)
+    config = SandboxConfig(host="127.0.0.1", port=0, api_key="bench-backfill-key")
+    print(f"{args.records:,} contacts backfill, a lone contact {args.lone_after:g} s in, API {args.api_s:g} s")
+    print(f"{'run':<30} {'lone s':>7} {'contacts/s':>10} {'/60':>6} {'429s':>5} {'wall s':>7}")
+    with (
+        EmbeddedRedis() as redis_server,
+        SandboxServer(config) as sandbox,
+        tempfile.TemporaryDirectory(prefix="dropq-bench-backfill-") as folder,
+    ):
+        for name, baseline in (("first come, fixed polls (base)", True), ("lanes, early polls (defaults)", False)):
+            print(run(name, baseline, args, redis_server, sandbox, Path(folder), parts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
