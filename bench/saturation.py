@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python bench/saturation.py                       # 150k records, 2 then 4 threads
     .venv/bin/python bench/saturation.py --records 100000 --concurrency 64
     .venv/bin/python bench/saturation.py --pool processes --concurrency 2,4  # the prefork pool
+    .venv/bin/python bench/saturation.py --sandbox-process     # the sandbox as its own process
 
 One job goes through the whole pipeline (produce, submit, poll, sink, jsonl
 destination) on a real Celery worker, a private Redis and an in-process
@@ -12,7 +13,9 @@ sandbox that allows 60 requests per sliding second and answers 429 beyond;
 dropq's limiter is set to the same 60/s. Batches are processed in 0.5-2 s, so
 a batch costs one POST and about two GETs, and the job keeps the limit busy
 for about half a minute. Everything, the sandbox included, shares this
-machine's cores.
+machine's cores. With ``--sandbox-process`` the sandbox is a ``dropq sandbox``
+process of its own (``bench/sandbox_process.py``), so this process cannot delay
+its arrival stamps.
 
 Baseline, in the same run: the sandbox's own ceiling at that limit, a flood
 of client threads (no pipeline) POSTing and GETting as fast as they can for a
@@ -46,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
+from sandbox_process import SandboxProcess  # noqa: E402
 
 from dropq.dropcontact.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from dropq.workers.embedded import EmbeddedRedis  # noqa: E402
@@ -68,6 +72,8 @@ WARMUP_S = 3.0
 SAMPLE_S = 0.25
 CEILING_CLIENTS = 8
 CEILING_S = 6.0
+
+Sandbox = SandboxServer | SandboxProcess
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,7 @@ def _accepted(stats: dict[str, object]) -> int:
 class Sampler:
     """Samples the sandbox's counters from a thread, and the CPU of the processes that matter."""
 
-    def __init__(self, sandbox: SandboxServer, processes: Callable[[], dict[str, list[psutil.Process]]]) -> None:
+    def __init__(self, sandbox: Sandbox, processes: Callable[[], dict[str, list[psutil.Process]]]) -> None:
         self.sandbox = sandbox
         self.samples: list[Sample] = []
         self.cpu: list[tuple[float, dict[str, float]]] = []
@@ -167,7 +173,7 @@ def _send_job(redis_url: str, job_id: str, records: int) -> None:
 
 
 def run_pipeline(
-    concurrency: int, redis_server: EmbeddedRedis, sandbox: SandboxServer, args: argparse.Namespace, logs: Path
+    concurrency: int, redis_server: EmbeddedRedis, sandbox: Sandbox, args: argparse.Namespace, logs: Path
 ) -> Figures:
     """Run one job through a worker with ``concurrency`` pool processes; return the figures."""
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -181,6 +187,9 @@ def run_pipeline(
 
     def processes() -> dict[str, list[psutil.Process]]:
         # The worker's pool processes are read each time: Celery may replace one.
+        if isinstance(sandbox, SandboxProcess):
+            return {"worker": process_tree(worker.process), "sandbox": sandbox.processes(), "bench": [me],
+                    "redis": [redis_process]}  # fmt: skip
         return {"worker": process_tree(worker.process), "sandbox+bench": [me], "redis": [redis_process]}
 
     sampler = Sampler(sandbox, processes).start()
@@ -248,7 +257,7 @@ def _flood(url: str, api_key: str, seconds: float, threads: int) -> None:
         worker.join()
 
 
-def run_ceiling(sandbox: SandboxServer) -> Figures:
+def run_ceiling(sandbox: Sandbox) -> Figures:
     """The sandbox's own ceiling at the limit: a client process flooding it with POSTs and GETs, no pipeline."""
     sandbox.reset()
     # A separate process, so the clients do not take the sandbox's GIL.
@@ -256,7 +265,7 @@ def run_ceiling(sandbox: SandboxServer) -> Figures:
         target=_flood, args=(sandbox.url, sandbox.api_key, CEILING_S + 2.0, CEILING_CLIENTS), daemon=True
     )
     flood.start()
-    me = psutil.Process()
+    me = sandbox.processes()[0] if isinstance(sandbox, SandboxProcess) else psutil.Process()
     _wait_for(lambda: _accepted(sandbox.stats()) > 0, 30)
     time.sleep(1.0)
     cpu_before = me.cpu_times()
@@ -304,6 +313,10 @@ def main() -> None:
     parser.add_argument("--pool", default="threads", choices=("processes", "threads"), help="the worker's pool")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds a job may take")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the sandbox-ceiling baseline")
+    parser.add_argument(
+        "--sandbox-process", action="store_true",
+        help="run the sandbox as its own process (dropq sandbox), not in this busy one",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"limit {RATE}/s on the sandbox and in dropq; one job of {args.records} records"
@@ -329,8 +342,10 @@ def main() -> None:
     results: list[Figures] = []
     with (
         EmbeddedRedis() as redis_server,
-        SandboxServer(config) as sandbox,
         tempfile.TemporaryDirectory(prefix="dropq-bench-saturation-") as logs,
+        SandboxProcess(config, Path(logs) / "sandbox.log")
+        if args.sandbox_process
+        else SandboxServer(config) as sandbox,
     ):
         if not args.no_ceiling:
             _print(run_ceiling(sandbox))

@@ -177,9 +177,12 @@ def build_celery_config(settings: Settings) -> dict[str, Any]:
         # A callback's queue belongs to the caller: sending to it must work without declaring it here.
         "task_create_missing_queues": True,
         "task_routes": routes(settings),
-        # Flower sees every task: sent, received, started, succeeded, retried, failed.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost about a tenth of a worker's CPU (a PUBLISH per event, four per task): off until
+        # a monitor asks, unless DROPQ_TASK_EVENTS. Flower asks (its enable_events, on by default, every
+        # 5 s), and then sees every task received, started, succeeded, retried, failed; `task-sent` is the
+        # publisher's own event, which no monitor can turn on: it comes with DROPQ_TASK_EVENTS only.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "task_track_started": True,
         "result_expires": RESULT_EXPIRES_S,
         # Off: an extended result would keep dropq.enrich's arguments (contact data) in Redis for a day.

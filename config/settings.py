@@ -311,6 +311,9 @@ class Settings:
     consume_default_queue: bool = _var(
         "DROPQ_CONSUME_DEFAULT_QUEUE", _flag, False, "consume Celery's default queue (a broker for dropq alone)"
     )
+    task_events: bool = _var(
+        "DROPQ_TASK_EVENTS", _flag, False, "send task events always (Flower turns them on while it runs anyway)"
+    )
     log_level: str = _var("DROPQ_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level")
     log_format: str = _var("DROPQ_LOG_FORMAT", _choice("auto", "json", "console"), "auto", "log renderer")
 

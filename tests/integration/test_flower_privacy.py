@@ -28,15 +28,30 @@ _CONTACTS = [
 ]
 
 
-class EventLog:
-    """Every Celery event on a broker, captured by a real ``app.events.Receiver`` in a thread."""
+# Flower broadcasts enable_events every 5 s (its events_enable_interval); the tests ask more often.
+_ENABLE_EVENTS_EVERY_S = 0.5
 
-    def __init__(self, app: Celery) -> None:
+
+class EventLog:
+    """Every Celery event on a broker, captured by a real ``app.events.Receiver`` in a thread.
+
+    Like Flower, it asks the workers to send task events (``enable_events``) while it listens:
+    workers send none until a monitor asks (``DROPQ_TASK_EVENTS`` off).
+    """
+
+    def __init__(self, app: Celery, *, ask: bool = True) -> None:
         self.events: list[dict[str, Any]] = []
         self._app = app
+        self._ask = ask
         self._ready = threading.Event()
+        self._stop = threading.Event()
         self._receiver: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._asker = threading.Thread(target=self._ask_for_events, daemon=True)
+
+    def _ask_for_events(self) -> None:
+        while not self._stop.wait(_ENABLE_EVENTS_EVERY_S):
+            self._app.control.enable_events()
 
     def _run(self) -> None:
         with self._app.connection() as conn:
@@ -48,9 +63,16 @@ class EventLog:
         self._thread.start()
         self._ready.wait(10)
         time.sleep(0.3)  # the receiver's queue is bound once capture() consumes
+        if self._ask:
+            # Once with replies: the workers that answer send events from now on (the thread keeps asking).
+            self._app.control.broadcast("enable_events", reply=True, timeout=2)
+            self._asker.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._asker.is_alive():
+            self._asker.join(5)
         if self._receiver is not None:
             self._receiver.should_stop = True
         self._thread.join(5)
@@ -77,6 +99,30 @@ def events(redis_url: str) -> Iterator[EventLog]:
     with EventLog(app) as log:
         yield log
     app.close()
+
+
+def test_a_worker_sends_task_events_once_a_monitor_asks(
+    redis_url: str, sandbox: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """No task events from a worker on the defaults (they cost CPU) until enable_events, which Flower sends."""
+    # Given
+    start_worker(worker_env(redis_url, sandbox, tmp_path))
+    caller = client_app(redis_url)
+    try:
+        with EventLog(caller, ask=False) as quiet:
+            before = caller.send_task("dropq.enrich", kwargs={"contacts": _CONTACTS, "job_id": "events-before"})
+            assert before.get(timeout=30)["received"] == 2
+            time.sleep(0.5)
+        # When
+        with EventLog(caller) as asked:
+            after = caller.send_task("dropq.enrich", kwargs={"contacts": _CONTACTS, "job_id": "events-after"})
+            assert after.get(timeout=30)["received"] == 2
+            # Then
+            asked.wait_for("task-received", after.id)
+            asked.wait_for("task-succeeded", after.id)
+        assert not [e for e in quiet.events if str(e.get("type", "")).startswith("task-")]
+    finally:
+        caller.close()
 
 
 def _assert_no_marker(where: str, payload: object) -> None:
@@ -110,7 +156,7 @@ def test_the_cli_sends_no_contact_in_its_events(
 ) -> None:
     """`dropq enrich` (dropq's own app, task-sent events on) shows a count in task-sent and task-received."""
     # Given
-    env = worker_env(redis_url, sandbox, tmp_path)
+    env = worker_env(redis_url, sandbox, tmp_path, DROPQ_TASK_EVENTS="1")
     start_worker(env)
     source = tmp_path / "in.csv"
     source.write_text("first_name,last_name,email,company\nAda,Zyxwvutsrq,ada.privacy@example.org,Quuxcorp-Privacy\n")
@@ -141,7 +187,7 @@ def test_dropqs_own_app_sends_no_contact_in_its_task_sent_events(
 ) -> None:
     """A Python caller of dropq's app (task-sent events on) shows a count in task-sent as in task-received."""
     # Given
-    env = worker_env(redis_url, sandbox, tmp_path)
+    env = worker_env(redis_url, sandbox, tmp_path, DROPQ_TASK_EVENTS="1")
     start_worker(env)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DROPQ_", "DROPCONTACT_"))} | env
     call = json.dumps({"contacts": _CONTACTS, "job_id": "privacy-own-app"})

@@ -54,7 +54,9 @@ def test_visibility_timeout_exceeds_the_longest_countdown() -> None:
     assert max_countdown_s(from_env({})) == 600
 
 
-def test_events_are_on_for_flower() -> None:
-    """Workers send task events so Flower sees everything."""
-    conf = build_celery_config(from_env({}))
-    assert conf["worker_send_task_events"] and conf["task_send_sent_event"]
+def test_task_events_wait_for_a_monitor_unless_asked_for() -> None:
+    """Task events are off until Flower enables them; DROPQ_TASK_EVENTS sends them (task-sent too) always."""
+    default = build_celery_config(from_env({}))
+    always = build_celery_config(from_env({"DROPQ_TASK_EVENTS": "true"}))
+    assert not default["worker_send_task_events"] and not default["task_send_sent_event"]
+    assert always["worker_send_task_events"] and always["task_send_sent_event"]
