@@ -236,21 +236,26 @@ def main() -> None:
     parser.add_argument("--no-script", action="store_true", help="skip the docs' script (no 'x script' ratio)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds a job may take")
     parser.add_argument(
+        "--processing", default=f"{PROCESSING_S[0]:g},{PROCESSING_S[1]:g}",
+        help="the sandbox's processing time per batch, MIN,MAX seconds (1,1: ready 1 s after each POST)",
+    )  # fmt: skip
+    parser.add_argument(
         "--sandbox-process", action="store_true",
         help="run the sandbox as its own process (dropq sandbox), not in this busy one",
     )  # fmt: skip
     args = parser.parse_args()
+    processing = tuple(float(n) for n in args.processing.split(","))
     cores = psutil.cpu_count()
     print(
         f"limit {RATE}/s on the sandbox and in dropq;"
-        f" processing {PROCESSING_S[0]:g}-{PROCESSING_S[1]:g} s; {cores} cores;"
+        f" processing {processing[0]:g}-{processing[-1]:g} s; {cores} cores;"
         f" sandbox {'in its own process' if args.sandbox_process else 'in this process'}"
     )
     print(f"{'answer':>6}  {'run':<28} {'contacts':>8} {'wall s':>7} {'c/s':>7} {'x script':>8} {'steady':>6}"
           f" {'busy5s':>6} {'429s':>5} {'max1s':>5} {'cpu/1k':>6} {'GET/b':>5}")  # fmt: skip
     config = SandboxConfig(
-        host="127.0.0.1", port=0, api_key=API_KEY, rate_limit=RATE, processing_min_s=PROCESSING_S[0],
-        processing_max_s=PROCESSING_S[1], credits=20 * args.records + 100_000,
+        host="127.0.0.1", port=0, api_key=API_KEY, rate_limit=RATE, processing_min_s=processing[0],
+        processing_max_s=processing[-1], credits=20 * args.records + 100_000,
     )  # fmt: skip
     started = time.monotonic()
     with (

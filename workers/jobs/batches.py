@@ -154,11 +154,10 @@ class Batch:
 
 
 class Claim(NamedTuple):
-    """A claim that succeeded: the batch's seq, whether its POST may repeat an earlier one, its records."""
+    """A claim that succeeded: the batch's seq, and whether its POST may repeat an earlier one."""
 
     seq: int
     in_doubt: bool
-    records: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,17 +331,16 @@ class BatchStore:
         """Take the batch for its POST (``pending``/``posting`` -> ``posting`` with a lease).
 
         Returns:
-            The batch's seq, whether this POST may repeat an earlier one (in doubt), and its records.
+            The batch's seq, and whether this POST may repeat an earlier one (in doubt).
 
         Raises:
             TransitionRefused: missing, not postable, stale seq, or leased to another worker.
         """
         script_keys = [keys.batch_key(batch_id), keys.batch_records_key(batch_id)]
-        code, in_doubt, *rest = self._claim(keys=script_keys, args=[seq, now_ms, lease_until_ms, self._ttl_s])
+        code, in_doubt = self._claim(keys=script_keys, args=[seq, now_ms, lease_until_ms, self._ttl_s])
         if int(code) < 0:
             raise TransitionRefused(batch_id, int(code))
-        raw = str(rest[0]) if rest else ""
-        return Claim(int(code), bool(int(in_doubt)), list(json.loads(raw)) if raw else [])
+        return Claim(int(code), bool(int(in_doubt)))
 
     def fetch(
         self,

@@ -12,9 +12,9 @@
 -- ARGV[2] now, milliseconds
 -- ARGV[3] lease end, milliseconds
 -- ARGV[4] TTL, seconds
--- Returns {seq, in_doubt, records} when claimed (in_doubt 1 when this POST may repeat an
--- earlier one; records the JSON the POST sends, read here so that the POST follows its
--- token by one round trip), or {code, 0} with code -1 missing, -2 state not allowed,
+-- Returns {seq, in_doubt} when claimed (in_doubt 1 when this POST may repeat an earlier one; the
+-- caller read the records before its rate token, since they never change, so that the POST follows
+-- the token by this small round trip only), or {code, 0} with code -1 missing, -2 state not allowed,
 -- -3 stale seq, -4 leased to another worker.
 -- TTL: the batch and its records renewed to ARGV[4].
 
@@ -39,4 +39,4 @@ end
 redis.call('HSET', KEYS[1], 'state', 'posting', 'lease_until_ms', ARGV[3], 'in_doubt', 0)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return {seq, in_doubt, redis.call('GET', KEYS[2]) or ''}
+return {seq, in_doubt}
