@@ -31,7 +31,7 @@ from dropq.workers.limiter.credits import CreditGuard
 from dropq.workers.pipeline.sink import NOT_PROCESSED_REASON
 from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from tests.support.contacts import make_contacts
-from tests.support.pipeline import read_stream, wait_for_job, worker_env
+from tests.support.pipeline import read_stream, send_calls, wait_for_job, worker_env
 from tests.support.processes import WorkerProcess, client_app
 
 # Messages a worker held when the broker went away come back after this (the chaos tests' value).
@@ -397,16 +397,7 @@ def test_a_refused_shared_request_sends_each_batch_alone_and_only_the_bad_record
     start_worker(env, concurrency=3)
     contacts = make_contacts(24, seed=5)
     contacts[15]["company"] = refusing_front.poison
-    app = client_app(redis_url)
-    try:
-        sent = [
-            app.send_task("dropq.enrich", kwargs={"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"share-{n}"})
-            for n in range(12)
-        ]
-        for result in sent:
-            result.get(timeout=30)
-    finally:
-        app.close()
+    send_calls(redis_url, "share", contacts)
     # Then: job 7 (contacts 14 and 15) has its second record failed with the API's reason, every other record back
     for n in range(12):
         status = wait_for_job(redis_url, f"share-{n}", timeout_s=30)

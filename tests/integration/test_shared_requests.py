@@ -20,21 +20,9 @@ from dropq.workers.pipeline.submit import AUTH_FAILED_REASON
 from dropq.workers.pipeline.sweep import rederive
 from dropq.workers.runtime import Runtime, build_runtime
 from tests.support.contacts import make_contacts
-from tests.support.pipeline import read_stream, wait_for_job, worker_env
-from tests.support.processes import client_app
+from tests.support.pipeline import read_stream, send_calls, wait_for_job, worker_env
 
 JOBS = 30
-
-
-def _send_calls(redis_url: str, calls: list[dict[str, Any]]) -> None:
-    """Send every call at once (as a CRM's hooks would), then wait until each was taken."""
-    app = client_app(redis_url)
-    try:
-        sent = [app.send_task("dropq.enrich", kwargs=call, queue="dropq.produce") for call in calls]
-        for result in sent:
-            result.get(timeout=60)
-    finally:
-        app.close()
 
 
 def _jsonl(out: Path, job_id: str) -> list[dict[str, Any]]:
@@ -48,27 +36,21 @@ def test_calls_of_two_contacts_share_requests_and_each_job_gets_only_its_own(
     # Given: 30 calls of 2 distinct contacts each, half to the file, half to the stream
     start_worker(worker_env(redis_url, sandbox, tmp_path))
     contacts = make_contacts(2 * JOBS, seed=11)
-    calls = [
-        {
-            "contacts": contacts[2 * n : 2 * n + 2],
-            "job_id": f"crm-{n}",
-            "destinations": ["jsonl"] if n % 2 else ["stream"],
-        }
-        for n in range(JOBS)
-    ]
+    half = JOBS  # contacts of the first 15 calls
     # When
-    _send_calls(redis_url, calls)
-    statuses = [wait_for_job(redis_url, f"crm-{n}", timeout_s=60) for n in range(JOBS)]
+    files = send_calls(redis_url, "file", contacts[:half], destinations=["jsonl"])
+    streams = send_calls(redis_url, "stream", contacts[half:], destinations=["stream"])
     # Then: every job has its 2 contacts back, in its own input order, in its own destination only
-    for n, status in enumerate(statuses):
-        assert status.received == 2 and status.delivered + status.failed == 2 and status.failed == 0, status
-        outcomes = _jsonl(tmp_path, f"crm-{n}") if n % 2 else read_stream(redis_url, f"crm-{n}")
+    for n, job_id in enumerate(files + streams):
+        status = wait_for_job(redis_url, job_id, timeout_s=60)
+        assert status.received == 2 and status.delivered == 2 and status.failed == 0, status
+        outcomes = _jsonl(tmp_path, job_id) if job_id in files else read_stream(redis_url, job_id)
         assert [o["index"] for o in outcomes] == [0, 1]
         assert [o["input"]["custom_fields"]["crm_id"] for o in outcomes] == [
-            c["custom_fields"]["crm_id"] for c in calls[n]["contacts"]
+            c["custom_fields"]["crm_id"] for c in contacts[2 * n : 2 * n + 2]
         ]
-        assert {o["job_id"] for o in outcomes} == {f"crm-{n}"}
-        assert (tmp_path / f"crm-{n}.jsonl").exists() == bool(n % 2)
+        assert {o["job_id"] for o in outcomes} == {job_id}
+        assert (tmp_path / f"{job_id}.jsonl").exists() == (job_id in files)
     # And: the 60 records went in a few requests, each record once
     stats = sandbox.stats()
     assert stats["records_received"] == 2 * JOBS and stats["duplicate_records_posted"] == 0
@@ -82,10 +64,8 @@ def test_without_a_linger_each_call_is_its_own_request(
 ) -> None:
     """``DROPQ_COALESCE_LINGER_S=0`` switches sharing off: the per-call behaviour, one POST per call."""
     start_worker(worker_env(redis_url, sandbox, tmp_path, DROPQ_COALESCE_LINGER_S="0"))
-    contacts = make_contacts(10, seed=12)
-    _send_calls(redis_url, [{"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"solo-{n}"} for n in range(5)])
-    for n in range(5):
-        assert wait_for_job(redis_url, f"solo-{n}", timeout_s=60).delivered == 2
+    for job_id in send_calls(redis_url, "solo", make_contacts(10, seed=12)):
+        assert wait_for_job(redis_url, job_id, timeout_s=60).delivered == 2
     assert sandbox.stats()["batches_received"] == 5
 
 
@@ -94,12 +74,10 @@ def test_a_refused_token_fails_each_shared_record_in_its_own_job(
 ) -> None:
     """A shared request the API refuses (401): every job it carries fails its records with the reason."""
     start_worker(worker_env(redis_url, sandbox, tmp_path, DROPCONTACT_API_KEY="not-a-key"))
-    contacts = make_contacts(20, seed=13)
-    _send_calls(redis_url, [{"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"nokey-{n}"} for n in range(10)])
-    for n in range(10):
-        status = wait_for_job(redis_url, f"nokey-{n}", timeout_s=60)
+    for job_id in send_calls(redis_url, "nokey", make_contacts(20, seed=13)):
+        status = wait_for_job(redis_url, job_id, timeout_s=60)
         assert status.received == 2 and status.failed == 2, status
-        outcomes = _jsonl(tmp_path, f"nokey-{n}")
+        outcomes = _jsonl(tmp_path, job_id)
         assert [(o["index"], o["status"], o["reason"]) for o in outcomes] == [
             (0, "failed", AUTH_FAILED_REASON),
             (1, "failed", AUTH_FAILED_REASON),

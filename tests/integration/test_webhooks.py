@@ -19,7 +19,7 @@ import requests
 from dropq.workers import keys
 from dropq.workers.embedded import free_port
 from tests.support.contacts import make_contacts
-from tests.support.pipeline import wait_for_job, worker_env
+from tests.support.pipeline import send_calls, wait_for_job, worker_env
 from tests.support.processes import ROOT, client_app
 from tests.support.sandbox import wait_for_results
 
@@ -78,16 +78,7 @@ def test_the_push_of_a_shared_request_completes_every_job_it_carries(
     """Eight calls of 2 contacts share requests; their pushes bring every job its own records, with no GET."""
     start_worker({**receiver_env, "DROPQ_WEBHOOK_SAFETY_POLL_S": "60"}, concurrency=3)
     contacts = make_contacts(16, seed=3)
-    app = client_app(redis_url)
-    try:
-        sent = [
-            app.send_task("dropq.enrich", kwargs={"contacts": contacts[2 * n : 2 * n + 2], "job_id": f"hooked-{n}"})
-            for n in range(8)
-        ]
-        for result in sent:
-            result.get(timeout=30)
-    finally:
-        app.close()
+    send_calls(redis_url, "hooked", contacts)
     for n in range(8):
         assert wait_for_job(redis_url, f"hooked-{n}", timeout_s=40).delivered == 2
         rows = [json.loads(line) for line in (tmp_path / f"hooked-{n}.jsonl").read_text().splitlines()]

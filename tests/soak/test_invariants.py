@@ -64,7 +64,7 @@ def _schedule(job: JobObservation | None = None, **changes: Any) -> ScheduleObse
     good = ScheduleObservation(
         seed=7,
         jobs=(job or _job(),),
-        sandbox={"batches_received": 1, "duplicate_batches_posted": 0},
+        sandbox={"batches_received": 1, "duplicate_batches_posted": 0, "records_received": 8},
         keys_without_ttl=("dropq:jobs",),
     )
     return dataclasses.replace(good, **changes)
@@ -84,7 +84,10 @@ def test_a_clean_schedule_breaks_nothing() -> None:
     [
         (_schedule(_ledger(state="running")), "job_finished"),
         (_schedule(_job(status=None, finished_status=None), sandbox={}), "job_finished"),
-        (_schedule(_ledger(received=N + 1)), "accounting"),
+        (
+            _schedule(_ledger(received=N + 1), sandbox={"batches_received": 1, "records_received": 9}),
+            "accounting",
+        ),
         (_schedule(dataclasses.replace(_ledger(enriched=5), jsonl_statuses={**STATUSES, "enriched": 5})), "accounting"),
         (
             _schedule(
@@ -102,8 +105,12 @@ def test_a_clean_schedule_breaks_nothing() -> None:
         (_schedule(_job(http_counts={i: 1 for i in range(N - 1)})), "http_at_least_once"),
         (_schedule(_job(callback_counts={})), "callback_at_least_once"),
         (_schedule(_job(on_done=0)), "callback_on_done"),
-        (_schedule(sandbox={"batches_received": 2, "duplicate_batches_posted": 1}), "posted_twice_counted"),
-        (_schedule(sandbox={"batches_received": 0, "duplicate_batches_posted": 0}), "every_batch_posted"),
+        (
+            _schedule(sandbox={"batches_received": 2, "duplicate_batches_posted": 1, "records_received": 8}),
+            "posted_twice_counted",
+        ),
+        (_schedule(sandbox={"batches_received": 0, "duplicate_batches_posted": 0}), "every_record_posted"),
+        (_schedule(sandbox={"batches_received": 1, "records_received": 9}), "every_record_posted"),
         (_schedule(keys_without_ttl=("dropq:jobs", "dropq:job-seen:j")), "keys_have_ttl"),
         (_schedule(unexpected_exits=("worker w1 exited with 1",)), "workers_survive"),
         (_schedule(failed_calls=("1f3a: JobOptionsError",)), "calls_succeed"),
@@ -119,7 +126,13 @@ def test_a_post_counted_as_resubmitted_may_repeat() -> None:
     """A batch the sandbox got twice is fine when the ledger counts the re-POST."""
     status = dataclasses.replace(FINISHED, resubmitted=1)
     observation = _schedule(
-        _job(status=status, finished_status=status), sandbox={"batches_received": 2, "duplicate_batches_posted": 1}
+        _job(status=status, finished_status=status),
+        sandbox={
+            "batches_received": 2,
+            "duplicate_batches_posted": 1,
+            "records_received": 16,
+            "duplicate_records_posted": 8,
+        },
     )
     assert check_schedule(observation) == []
 

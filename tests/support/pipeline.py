@@ -11,6 +11,7 @@ import redis
 
 from dropq.workers import keys
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
+from tests.support.processes import client_app
 
 # Small delays so a job of a few thousand records takes seconds, not minutes.
 FAST_POLLING = {
@@ -55,6 +56,28 @@ def wait_for_job(redis_url: str, job_id: str, timeout_s: float = 90.0) -> JobSta
     finally:
         client.close()
     raise AssertionError(f"job {job_id} did not finish within {timeout_s}s: {status}")
+
+
+def send_calls(redis_url: str, job_prefix: str, contacts: list[dict[str, Any]], per_call: int = 2,
+               **kwargs: Any) -> list[str]:  # fmt: skip
+    """Send the contacts as many ``dropq.enrich`` calls at once (a CRM's hooks), each its own job
+    ``{job_prefix}-{n}`` of ``per_call`` contacts; wait until each was taken; return the job ids."""
+    app = client_app(redis_url)
+    job_ids = [f"{job_prefix}-{n}" for n in range(len(contacts) // per_call)]
+    try:
+        sent = [
+            app.send_task(
+                "dropq.enrich",
+                kwargs={"contacts": contacts[n * per_call : (n + 1) * per_call], "job_id": job_id, **kwargs},
+                queue="dropq.produce",
+            )
+            for n, job_id in enumerate(job_ids)
+        ]
+        for result in sent:
+            result.get(timeout=60)
+    finally:
+        app.close()
+    return job_ids
 
 
 def read_stream(redis_url: str, job_id: str) -> list[dict[str, Any]]:
