@@ -25,7 +25,7 @@ import structlog
 
 from dropq.dropcontact.joining import correlation_id_of
 from dropq.workers import keys
-from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.jobs.batch import Batch, BatchState, TransitionRefused
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.pipeline.results import accept_results

@@ -6,7 +6,8 @@ import pytest
 import redis
 
 from dropq.workers import keys
-from dropq.workers.jobs.batches import BatchState, BatchStore, SegmentCommit, TransitionRefused
+from dropq.workers.jobs.batch import BatchState, SegmentCommit, TransitionRefused
+from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.jobs.outcomes import OutcomeStore, batch_unit_id, segment_unit_id

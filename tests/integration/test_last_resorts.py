@@ -9,7 +9,8 @@ from typing import Any
 import redis
 
 from dropq.workers import keys
-from dropq.workers.jobs.batches import BatchState, BatchStore, SegmentCommit
+from dropq.workers.jobs.batch import BatchState, SegmentCommit
+from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.jobs.watchdog import Watchdog

@@ -18,7 +18,7 @@ from celery import Celery
 
 from dropq.config.settings import from_env
 from dropq.workers import keys
-from dropq.workers.jobs.batches import SegmentCommit
+from dropq.workers.jobs.batch import SegmentCommit
 from dropq.workers.jobs.ledger import FINISHED_BULK_TTL_S, JobLedger, JobStatus
 from dropq.workers.jobs.options import MAX_INPUT_INDEX, JobOptions
 from dropq.workers.pipeline.give_up import give_up_part

@@ -11,7 +11,7 @@ from celery import Celery
 
 from dropq.config.settings import from_env
 from dropq.workers import keys
-from dropq.workers.jobs.batches import BatchState, SegmentCommit
+from dropq.workers.jobs.batch import BatchState, SegmentCommit
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.jobs.sharing import pool_of
 from dropq.workers.jobs.watchdog import batch_member, parse_member

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dropq.workers.jobs.batches import Batch, BatchState, BatchStore
+from dropq.workers.jobs.batch import Batch, BatchState
+from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
 from dropq.workers.jobs.options import CallbackSpec, JobOptions, JobOptionsError
 

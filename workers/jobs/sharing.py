@@ -6,7 +6,7 @@ A batch that is not full joins the pool of its request options (``siren``
 and ``language``: what one request shares). The pool is sealed into a shared
 request when it holds a full batch's records, or when its oldest batch has
 waited ``DROPQ_COALESCE_LINGER_S``. The shared request is a batch of the
-state machine (``jobs.batches``) with no job of its own: its records are its
+state machine (``jobs.batch``) with no job of its own: its records are its
 batches' end to end, its claim, POST, polls, pushes and retries are a
 batch's. Its results go to each batch it carries, which then closes in its
 own job as if it had been sent alone: the job's counts, outcomes in input
@@ -27,7 +27,7 @@ import redis
 
 from dropq.dropcontact.records import MAX_BATCH_RECORDS
 from dropq.workers import keys
-from dropq.workers.jobs.batches import SHARED_PREFIX, Batch
+from dropq.workers.jobs.batch import SHARED_PREFIX, Batch
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import Watchdog, batch_member
 

@@ -23,7 +23,8 @@ from dropq.config.celeryconfig import STAGES, consumed_queues, queue_name
 from dropq.config.settings import Settings
 from dropq.workers import keys
 from dropq.workers.broker import REDIS_SCHEMES
-from dropq.workers.jobs.batches import OPEN_STATES, BatchStore
+from dropq.workers.jobs.batch import OPEN_STATES
+from dropq.workers.jobs.batches import BatchStore
 from dropq.workers.jobs.ledger import JobLedger
 from dropq.workers.jobs.watchdog import Watchdog, parse_member
 from dropq.workers.limiter.credits import CreditGuard

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 
 from dropq.dropcontact.records import CORRELATION_FIELD
-from dropq.workers.jobs.batches import OPEN_STATES, Batch, BatchState
+from dropq.workers.jobs.batch import OPEN_STATES, Batch, BatchState
 from dropq.workers.jobs.outcomes import batch_unit_id
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.cached import release_questions

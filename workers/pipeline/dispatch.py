@@ -12,7 +12,7 @@ from celery import Celery
 
 from dropq.config.celeryconfig import max_countdown_s
 from dropq.workers import keys
-from dropq.workers.jobs.batches import is_shared
+from dropq.workers.jobs.batch import is_shared
 from dropq.workers.jobs.outcomes import job_of_unit
 from dropq.workers.jobs.watchdog import batch_member, delivery_member, finish_member, parked_member
 from dropq.workers.pipeline.followup import Followup, send_followup

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from dropq.workers import keys
-from dropq.workers.jobs.batches import BatchState
+from dropq.workers.jobs.batch import BatchState
 from dropq.workers.jobs.parked import ParkedParts
 from dropq.workers.pipeline.closing import fail_batch
 from dropq.workers.pipeline.finish import finish_if_complete

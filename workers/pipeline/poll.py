@@ -12,7 +12,7 @@ import structlog
 from dropq.dropcontact.backoff import processing_estimate_s
 from dropq.dropcontact.client import FetchState
 from dropq.dropcontact.errors import AuthenticationError, DropcontactError, RateLimitedError, TransientError
-from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.jobs.batch import Batch, BatchState, TransitionRefused
 from dropq.workers.limiter import gcra
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS
 from dropq.workers.pipeline import followup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from dropq.workers.jobs.batches import Batch
+from dropq.workers.jobs.batch import Batch
 from dropq.workers.metrics.fields import FETCHED_BY_GET, FETCHED_BY_PUSH
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.followup import Followup

@@ -9,7 +9,7 @@ import structlog
 
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, credits_kept, join_results
 from dropq.dropcontact.qualification import EmailResult
-from dropq.workers.jobs.batches import BatchState
+from dropq.workers.jobs.batch import BatchState
 from dropq.workers.pipeline.cached import settle_questions
 from dropq.workers.pipeline.closing import close_batch, first_reason, index_of, redeliver_unit
 from dropq.workers.pipeline.followup import Followup

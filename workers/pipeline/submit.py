@@ -30,7 +30,7 @@ from dropq.dropcontact.errors import (
     ServerError,
     TransientError,
 )
-from dropq.workers.jobs.batches import Batch, BatchState, TransitionRefused
+from dropq.workers.jobs.batch import Batch, BatchState, TransitionRefused
 from dropq.workers.limiter import gcra
 from dropq.workers.limiter.gcra import Decision
 from dropq.workers.limiter.limiter import DEFAULT_INLINE_WAIT_MS

@@ -22,7 +22,7 @@ import structlog
 
 from dropq.workers import keys
 from dropq.workers.cache import CacheError
-from dropq.workers.jobs.batches import BatchState, is_shared
+from dropq.workers.jobs.batch import BatchState, is_shared
 from dropq.workers.jobs.watchdog import Watched, parse_member
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.finish import finish_if_complete
