@@ -100,24 +100,23 @@ class SettingsError(InvalidValueError):
     """A variable of the environment holds a value dropq cannot use (``name`` is the variable)."""
 
 
-def _positive_float(variable: str, raw: str) -> float:
+def _finite_float(variable: str, raw: str, *, zero: bool) -> float:
+    """A finite number above 0 (or from 0, with ``zero``); NaN and infinity are refused."""
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise SettingsError(variable, raw, "a positive number")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise SettingsError(variable, raw, "a number of 0 or more" if zero else "a positive number")
     return value
+
+
+def _positive_float(variable: str, raw: str) -> float:
+    return _finite_float(variable, raw, zero=False)
 
 
 def _non_negative_float(variable: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise SettingsError(variable, raw, "a number of 0 or more")
-    return value
+    return _finite_float(variable, raw, zero=True)
 
 
 def _positive_int(variable: str, raw: str) -> int:

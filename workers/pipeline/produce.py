@@ -27,7 +27,7 @@ import structlog
 from dropq.dropcontact.batching import batch_payload, split_into_segments
 from dropq.dropcontact.records import MAX_BATCH_RECORDS, PreparedRecord, Rejection, prepare_records
 from dropq.workers.cache import Answer
-from dropq.workers.jobs.batches import SegmentCommit
+from dropq.workers.jobs.batch import SegmentCommit
 from dropq.workers.jobs.outcomes import segment_unit_id
 from dropq.workers.jobs.parked import ParkedPart, ParkedParts
 from dropq.workers.jobs.seen import SeenRecords
@@ -37,6 +37,7 @@ from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.cached import cached_counts, cached_outcome, plan_part
 from dropq.workers.pipeline.finish import finish_if_complete
 from dropq.workers.pipeline.followup import Followup
+from dropq.workers.pipeline.shared import shares_requests
 from dropq.workers.runtime import Runtime
 
 __all__ = [
@@ -174,8 +175,7 @@ def _produce(rt: Runtime, job_id: str, part_id: str, offset: int, contacts: Sequ
         rt.batches.commit_segment(commit, destinations, rt.now_ms())
         if batch_id:
             # A batch that is not full only joins its pool (``pipeline.shared``): this task does it.
-            small = len(segment.records) < MAX_BATCH_RECORDS and rt.settings.coalesce_linger_s > 0
-            followups.append(followup.submit(batch_id, seq=0, inline=small))
+            followups.append(followup.submit(batch_id, seq=0, inline=shares_requests(rt, len(segment.records))))
         if segment.others:
             unit_id = segment_unit_id(job_id, segment_id)
             followups.extend(

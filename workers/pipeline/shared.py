@@ -18,13 +18,22 @@ import structlog
 
 from dropq.dropcontact.joining import correlation_id_of
 from dropq.dropcontact.records import MAX_BATCH_RECORDS
-from dropq.workers.jobs.batches import OPEN_STATES, Batch, BatchState, TransitionRefused
+from dropq.workers.jobs.batch import OPEN_STATES, Batch, BatchState, TransitionRefused
 from dropq.workers.jobs.sharing import pool_of
 from dropq.workers.pipeline import followup
 from dropq.workers.pipeline.followup import Followup
 from dropq.workers.runtime import Runtime
 
-__all__ = ["Pooled", "share_or_send", "hand_on_results", "send_alone", "rescue_carried", "is_poolable", "options_of"]
+__all__ = [
+    "Pooled",
+    "share_or_send",
+    "hand_on_results",
+    "send_alone",
+    "rescue_carried",
+    "is_poolable",
+    "options_of",
+    "shares_requests",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -37,12 +46,16 @@ class Pooled:
     send_now: bool = False
 
 
+def shares_requests(rt: Runtime, records: int) -> bool:
+    """Whether a new batch of this many records waits to share a request: sharing is on and it is not full."""
+    return rt.settings.coalesce_linger_s > 0 and records < MAX_BATCH_RECORDS
+
+
 def is_poolable(rt: Runtime, batch: Batch) -> bool:
     """Whether this batch waits to share a request: not full, pending, never in doubt, not sent alone."""
     return (
-        rt.settings.coalesce_linger_s > 0
+        shares_requests(rt, batch.count)
         and batch.state is BatchState.PENDING
-        and batch.count < MAX_BATCH_RECORDS
         and not (batch.is_shared or batch.solo or batch.in_doubt or batch.carrier)
     )
 
