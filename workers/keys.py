@@ -68,7 +68,7 @@ __all__ = [
     "account_id",
     "limiter_key",
     "cooldown_key",
-    "limiter_first_key",
+    "limiter_line_key",
     "adaptive_rate_key",
     "credits_key",
     "credits_pause_key",
@@ -144,9 +144,9 @@ def limiter_key(account: str) -> str:
     return _account_key("limiter", account)
 
 
-def limiter_first_key(account: str) -> str:
-    """The first-lane requests waiting for their slot of the account's limiter (a sorted set)."""
-    return _account_key("limiter-first", account)
+def limiter_line_key(account: str, lane: str) -> str:
+    """A lane's line at the account's limiter: the requests promised a slot (a sorted set)."""
+    return _account_key(f"limiter-{lane}", account)
 
 
 def cooldown_key(account: str) -> str:

@@ -13,12 +13,14 @@ from dropq.workers.limiter import Decision, LimiterPolicy, RateLimiter, RedisSto
 from dropq.workers.limiter.store import LimiterState
 from tests.unit.test_limiter_store import (
     ACQUIRE_TABLE,
+    COOLDOWN_LINE_TABLE,
     FEEDBACK_POLICY,
     FEEDBACK_TABLE,
-    LANE_TABLE,
+    LINE_TABLE,
     ROUNDING_POLICY,
     ROUNDING_TABLE,
     TABLE_POLICY,
+    run_line_table,
 )
 
 
@@ -37,15 +39,17 @@ def test_redis_store_follows_the_acquire_table(
     assert got == [Decision(allowed, retry) for _, _, allowed, retry in table]
 
 
-def test_redis_store_follows_the_lane_table(redis_client: redis.Redis) -> None:
-    """acquire.lua's lanes give the same decisions as the specification at every step."""
+def test_redis_store_follows_the_line_table(redis_client: redis.Redis) -> None:
+    """acquire.lua's reservations, lines and lanes give the same decisions as the specification at every step."""
+    run_line_table(RedisStore(redis_client), LINE_TABLE, base_ms=1_700_000_000_000)
+
+
+def test_redis_store_follows_the_cooldown_line_table(redis_client: redis.Redis) -> None:
+    """acquire.lua promises slots after a cooldown as the specification does."""
     store = RedisStore(redis_client)
     base_ms = 1_700_000_000_000
-    got = [
-        store.acquire("acct", TABLE_POLICY, 1, now_ms=base_ms + now, lane=lane, request_id=rid).decision
-        for now, lane, rid, _, _ in LANE_TABLE
-    ]
-    assert got == [Decision(allowed, retry) for *_, allowed, retry in LANE_TABLE]
+    store.report_429("acct", TABLE_POLICY, 1_000, 0, now_ms=base_ms)
+    run_line_table(store, COOLDOWN_LINE_TABLE, base_ms=base_ms)
 
 
 def test_redis_store_follows_the_feedback_table(redis_client: redis.Redis) -> None:
@@ -68,13 +72,23 @@ def test_a_cooldown_refuses_every_acquire_until_it_ends(redis_client: redis.Redi
 
 
 def test_every_key_the_limiter_writes_has_a_ttl_and_no_key_holds_the_api_key(redis_client: redis.Redis) -> None:
-    """Bucket, cooldown and adaptive rate all expire; their names carry the account hash only."""
+    """Bucket, lines, cooldown and adaptive rate all expire; their names carry the account hash only."""
     account = keys.account_id("secret-api-key-123")
     store = RedisStore(redis_client)
     store.acquire(account, TABLE_POLICY, 1)
+    assert not store.acquire(account, TABLE_POLICY, 1, lane="first", request_id="get:b1:1").decision.allowed
+    assert not store.acquire(account, TABLE_POLICY, 1, lane="bulk", request_id="post:b2:1").decision.allowed
     store.report_429(account, TABLE_POLICY, None, 0)
     written = sorted(redis_client.keys("*"))
-    assert written == sorted([keys.limiter_key(account), keys.cooldown_key(account), keys.adaptive_rate_key(account)])
+    assert written == sorted(
+        [
+            keys.limiter_key(account),
+            keys.limiter_line_key(account, "first"),
+            keys.limiter_line_key(account, "bulk"),
+            keys.cooldown_key(account),
+            keys.adaptive_rate_key(account),
+        ]
+    )
     assert all(0 < redis_client.pttl(k) <= 60_000 for k in written)
     assert not any("secret" in k for k in written)
 

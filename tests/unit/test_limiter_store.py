@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter
 from dropq.workers.limiter.gcra import PPM
-from dropq.workers.limiter.store import Cooldown, LimiterState
+from dropq.workers.limiter.store import Cooldown, LimiterState, LimiterStore
 
 # 10 requests/s without margin: one interval = 100 ms, a slot usable up to 50 ms late.
 TABLE_POLICY = LimiterPolicy(10, safety_margin=1.0, tolerance_us=50_000)
@@ -141,7 +141,8 @@ def test_rate_limiter_sleeps_short_waits_and_hands_back_long_ones() -> None:
     assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(True, 0)
     assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(True, 0)
     assert clock.now_ms == 1_050
-    assert limiter.acquire_waiting(max_wait_ms=10, sleep=clock.sleep) == Decision(False, 100)
+    # The next slot (1100, usable from 1050) is beyond a 10 ms budget: back when it is within reach.
+    assert limiter.acquire_waiting(max_wait_ms=10, sleep=clock.sleep) == Decision(False, 90)
     assert clock.now_ms == 1_050
     limiter.report_429(retry_after_s=5)
     assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(False, 5_000)
@@ -187,26 +188,103 @@ def test_the_limiter_has_room_until_a_request_is_promised_ahead_of_now() -> None
     assert not limiter.has_room()
 
 
-# Lanes on TABLE_POLICY (a slot every 100 ms, usable 50 ms early): (now_ms, lane, request id) -> decision.
-LANE_TABLE: list[tuple[int, str, str, bool, int]] = [
-    (0, "bulk", "", True, 0),  # next slot at 100, usable from 50
-    (0, "first", "a", False, 50),  # an interactive request waits for that slot: it holds it until 100
-    (10, "bulk", "", False, 100),  # the backfill's requests are held back meanwhile
-    (50, "first", "a", True, 0),  # and the slot goes to the interactive one; next at 200
-    (50, "bulk", "", False, 100),  # nobody first in line: the bucket alone decides
-    (150, "bulk", "", True, 0),  # next at 300
-    (150, "first", "b", False, 100),  # waits for 300 (usable from 250), holds bulk back until 300
-    (260, "bulk", "", False, 100),
-    (300, "bulk", "", True, 0),  # "b" never came back: past its slot and grace, bulk takes the slot
-    (300, "", "", False, 50),  # no lane: the bucket alone
+# Lines and lanes on TABLE_POLICY (a slot every 100 ms, usable 50 ms early; a request in line is told to
+# come back 100 ms before its slot): (now_ms, lane, request id, horizon_ms) -> Decision, in order.
+LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
+    (0, "bulk", "", 0, Decision(True, 0)),  # next slot at 100
+    (0, "bulk", "b1", 150, Decision(True, 0, 50)),  # slot 100 reserved, to be used from 50 on; next at 200
+    (0, "bulk", "b2", 150, Decision(True, 0, 150)),  # slot 200, from 150: within the horizon
+    (0, "bulk", "b3", 150, Decision(False, 200)),  # slot 300 is beyond it: promised, back at 200
+    (0, "bulk", "b4", 150, Decision(False, 300)),  # promised 400, after b3: each waiter its own time
+    (10, "bulk", "", 0, Decision(False, 240)),  # no id, no line: when slot 300 opens
+    (150, "bulk", "b4", 150, Decision(False, 150)),  # early: slot 300 is b3's; b4 keeps its place
+    (200, "bulk", "b3", 150, Decision(True, 0, 50)),  # back on time: its slot
+    (210, "first", "f1", 250, Decision(True, 0, 140)),  # an interactive request takes the next slot (400)
+    (300, "bulk", "b4", 150, Decision(True, 0, 150)),  # b4 back: slot 500, later than promised, within reach
+    (300, "first", "f2", 0, Decision(False, 200)),  # the first lane's line: promised 600
+    (310, "bulk", "b5", 150, Decision(False, 290)),  # the first lane waits: bulk goes after it (700)
+    (320, "bulk", "", 0, Decision(False, 100)),  # ...and takes no gap meanwhile
+    (500, "first", "f2", 250, Decision(True, 0, 50)),
+    (600, "bulk", "b5", 150, Decision(True, 0, 50)),
+    (600, "bulk", "b6", 0, Decision(False, 100)),  # promised 800; it will be late
+    (1_000, "bulk", "", 0, Decision(True, 0)),  # a promise whose time has passed holds nobody back
+    (1_700, "bulk", "b6", 0, Decision(True, 0)),  # b6, late but within its grace: the next free slot
+    (2_100, "bulk", "g1", 0, Decision(True, 0)),  # next at 2200
+    (2_100, "bulk", "g2", 0, Decision(False, 1)),  # promised 2200
+    (2_100, "bulk", "g3", 0, Decision(False, 100)),  # promised 2300
+    (2_101, "bulk", "g3", 150, Decision(True, 0, 49)),  # early, but g2 is due and not back: the gap is free
+    (2_102, "bulk", "g2", 150, Decision(True, 0, 148)),  # g2 back: the next slot, still within reach
+    (2_102, "", "", 0, Decision(False, 248)),  # no lane: the bucket alone
+]
+
+# After a 429 with a server wait of 1 s at 0 (the rate down to 70%: a slot every 143 ms), waiters are
+# promised slots after the cooldown, each its own.
+COOLDOWN_LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
+    (0, "bulk", "c1", 150, Decision(False, 900)),  # promised 1000, the cooldown's end
+    (0, "bulk", "c2", 150, Decision(False, 1_043)),  # promised 1143
+    (0, "", "", 0, Decision(False, 1_000)),
+    (500, "bulk", "c2", 150, Decision(False, 543)),  # early: keeps its place
+    (900, "bulk", "c1", 150, Decision(True, 0, 100)),  # reserves 1000: sends once the cooldown is over
+    (1_000, "bulk", "c2", 150, Decision(True, 0, 90)),  # early, nobody due before it: the next slot (1139)
 ]
 
 
-def test_the_first_lane_gets_the_slot_it_waits_for_and_bulk_takes_the_rest() -> None:
-    """The specification of the lanes, which acquire.lua follows (tests/integration/test_limiter_redis.py)."""
-    store = MemoryStore(clock_ms=lambda: 0)
+def run_line_table(store: LimiterStore, table: list[tuple[int, str, str, int, Decision]], base_ms: int = 0) -> None:
+    """Play a line table on ``store``; every decision must be the tabled one."""
     got = [
-        store.acquire("acct", TABLE_POLICY, 1, now_ms=now, lane=lane, request_id=rid).decision
-        for now, lane, rid, _, _ in LANE_TABLE
+        store.acquire("acct", TABLE_POLICY, 1, now_ms=base_ms + now, lane=lane, request_id=rid, horizon_ms=h).decision
+        for now, lane, rid, h, _ in table
     ]
-    assert got == [Decision(allowed, retry) for *_, allowed, retry in LANE_TABLE]
+    assert got == [decision for *_, decision in table]
+
+
+def test_waiters_in_line_are_each_told_their_own_time_and_the_first_lane_goes_first() -> None:
+    """The specification of reservations, lines and lanes, which acquire.lua follows (test_limiter_redis.py)."""
+    run_line_table(MemoryStore(clock_ms=lambda: 0), LINE_TABLE)
+
+
+def test_waiters_during_a_cooldown_are_promised_slots_after_it() -> None:
+    """A cooldown spreads its waiters over the slots after it instead of sending them all back at its end."""
+    store = MemoryStore(clock_ms=lambda: 0)
+    store.report_429("acct", TABLE_POLICY, 1_000, 0, now_ms=0)
+    run_line_table(store, COOLDOWN_LINE_TABLE)
+
+
+def test_a_crowd_of_waiters_asks_about_once_per_grant() -> None:
+    """200 requests waiting at 50/s, each coming back when told: about one acquire per grant, not one per slot each."""
+    clock = FakeClock()
+    limiter = RateLimiter(MemoryStore(clock), "acct", 50)
+    next_try = dict.fromkeys(range(200), 0)
+    asks = 0
+    grants: list[int] = []
+    while next_try and clock.now_ms < 20_000:
+        clock.now_ms = min(next_try.values())
+        for waiter in [w for w, at in next_try.items() if at <= clock.now_ms]:
+            asks += 1
+            decision = limiter.store.acquire(
+                "acct", limiter.policy, 1, lane="bulk", request_id=str(waiter), horizon_ms=150
+            ).decision
+            if decision.allowed:
+                grants.append(clock.now_ms + decision.delay_ms)
+                del next_try[waiter]
+            else:
+                next_try[waiter] = clock.now_ms + decision.retry_after_ms
+    assert len(grants) == 200
+    assert asks <= 2 * 200, asks
+    busiest = max(sum(1 for g in grants if start <= g < start + 1_000) for start in grants)
+    assert busiest <= 50
+    assert max(grants) <= 200 / (50 * 0.97) * 1_000 + 200, max(grants)
+
+
+def test_spare_requests_take_at_most_half_the_rate_and_only_with_room() -> None:
+    """Early looks asked every 10 ms for 10 s get about half of 10/s; none while a POST's slot is promised ahead."""
+    clock = FakeClock(1_000_000)
+    limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=LimiterPolicy(10, safety_margin=1.0))
+    granted = 0
+    for _ in range(1_000):
+        granted += limiter.acquire_spare().allowed
+        clock.sleep(0.01)
+    assert 45 <= granted <= 51, granted
+    # Two POSTs at once: the second's slot is ahead of now, so no room for a spare request.
+    assert limiter.acquire().allowed and limiter.acquire_waiting(sleep=clock.sleep).allowed
+    assert not limiter.acquire_spare().allowed

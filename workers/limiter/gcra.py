@@ -22,9 +22,13 @@ from dataclasses import dataclass
 
 __all__ = [
     "BULK_LANE",
-    "FIRST_GRACE_MS",
+    "BULK_HORIZON_MS",
     "FIRST_LANE",
+    "LATE_SEND_MS",
+    "LINE_GRACE_MS",
+    "LINE_LEAD_MS",
     "NO_LANE",
+    "SPARE_SHARE",
     "Decision",
     "backlog_ms",
     "LimiterPolicy",
@@ -46,12 +50,26 @@ __all__ = [
 PPM = 1_000_000
 _US_PER_S = 1_000_000
 
-# Lanes (``acquire.lua``): a refused first-lane request holds bulk requests back until its slot has
-# passed, plus this grace for its retry to land; ``NO_LANE`` is the limiter alone.
+# Lanes (``acquire.lua``): while a first-lane request waits in line, bulk requests neither reserve nor fill
+# gaps; ``NO_LANE`` is the limiter alone.
 FIRST_LANE = "first"
 BULK_LANE = "bulk"
 NO_LANE = ""
-FIRST_GRACE_MS = 50
+# A request in line is told to come back this long before its promised slot: its reservation then
+# absorbs the lateness of its message (a countdown) and of the requests before it.
+LINE_LEAD_MS = 100
+# A promise is kept this long past its slot for a request that comes back late; then it is dropped.
+LINE_GRACE_MS = 1_000
+# How far ahead a bulk request may reserve (``RateLimiter.acquire_waiting``): at most this much of bulk
+# work stands before an interactive request, whose horizon is the whole inline wait.
+BULK_HORIZON_MS = 150
+# Requests that are useful but not needed now (a bulk job's early looks) take at most this share of the
+# rate, from a bucket of their own, so that they never fill the limiter: a full limiter turns any late
+# arrival at the API into a second over the limit.
+SPARE_SHARE = 0.5
+# A request woken this much later than its reserved slot does not send: its lateness would eat the
+# margin's budget for the spread of arrivals (``latency_spread_budget_us``); it takes a new slot.
+LATE_SEND_MS = 10
 
 # Issue at 97% of the configured rate: the 3% left absorbs the spread of latencies between
 # the limiter's grant and the request's arrival at the server (see max_requests_in_window).
@@ -77,15 +95,17 @@ DEFAULT_MAX_SERVER_WAIT_MS = 600_000
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The limiter's answer: go now, or come back in ``retry_after_ms``.
+    """The limiter's answer: go (now, or after ``delay_ms``: a reserved slot), or come back in ``retry_after_ms``.
 
     Args:
-        allowed: the request may be sent now (a token was taken).
+        allowed: the request may be sent (a token was taken).
         retry_after_ms: when not allowed, how long until asking again is worth it; 0 when allowed.
+        delay_ms: when allowed, how long to wait before sending (a slot reserved ahead); 0 = now.
     """
 
     allowed: bool
     retry_after_ms: int
+    delay_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ Typical use in a stage (``workers.pipeline.submit`` and ``poll``)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -35,6 +36,8 @@ __all__ = ["RateLimiter", "DEFAULT_INLINE_WAIT_MS"]
 # A longer one is returned for the task to re-enqueue itself with a countdown: waiting, not failing,
 # so it never uses the retries that real errors (5xx, timeouts) are allowed.
 DEFAULT_INLINE_WAIT_MS = 250
+# The spare bucket's account name: the account's, with this suffix (its Redis keys say so).
+_SPARE_SUFFIX = ".spare"
 
 _log = structlog.get_logger(__name__)
 
@@ -65,6 +68,7 @@ class RateLimiter:
         if self.policy.rate_per_s != rate_per_s:
             raise ValueError(f"policy.rate_per_s {self.policy.rate_per_s!r} differs from rate_per_s {rate_per_s!r}")
         self._rng = rng or random.Random()
+        self._spare_policy = dataclasses.replace(self.policy, rate_per_s=self.policy.rate_per_s * gcra.SPARE_SHARE)
 
     def acquire(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Decision:
         """Take ``cost`` tokens now, or say how long to wait (also while a 429 cooldown runs).
@@ -73,20 +77,22 @@ class RateLimiter:
             cost: requests about to be sent (1 per HTTP request, GET or POST).
             lane: ``gcra.FIRST_LANE`` (an interactive job's request, a poll due): served before bulk requests;
                 ``gcra.BULK_LANE`` (a backfill's POSTs): takes the slots no first-lane request waits for.
-            request_id: a first-lane request's id, the same over its retries (one is made when empty).
+            request_id: the request's id in its lane's line, the same over its retries; empty: not in line.
 
         Returns:
             ``Decision(True, 0)`` with the tokens taken, or ``Decision(False, retry_after_ms)``.
         """
         return self.acquire_grant(cost, lane=lane, request_id=request_id).decision
 
-    def acquire_grant(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Grant:
-        """Like ``acquire``, with the store's clock reading (Redis ``TIME``) of the decision, for measurements."""
+    def acquire_grant(
+        self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "", horizon_ms: int = 0
+    ) -> Grant:
+        """Like ``acquire`` (a slot within ``horizon_ms``: ``Decision.delay_ms``), with the store's clock reading."""
         if not isinstance(cost, int) or cost < 1:
             raise ValueError(f"cost must be a positive integer, got {cost!r}")
-        if lane == gcra.FIRST_LANE and not request_id:
-            request_id = uuid.uuid4().hex
-        return self.store.acquire(self.account, self.policy, cost, lane=lane, request_id=request_id)
+        return self.store.acquire(
+            self.account, self.policy, cost, lane=lane, request_id=request_id, horizon_ms=horizon_ms
+        )
 
     def acquire_waiting(
         self,
@@ -95,27 +101,49 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
         *,
         lane: str = gcra.NO_LANE,
+        request_id: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> Decision:
-        """Acquire, sleeping inline through refusals while the total wait stays within ``max_wait_ms``.
+        """Acquire a slot within ``max_wait_ms``, sleeping until it opens; else say when to come back.
 
-        Several workers race for each slot, so one wait may be followed by another;
-        the budget bounds the total. A longer wait (a cooldown, a crowd) is returned
-        unslept for the task to re-enqueue itself.
+        The slot is reserved (a bulk request's at most ``gcra.BULK_HORIZON_MS`` ahead, so interactive ones
+        always find room before it), so a crowd of waiting requests does not race for each slot. A request
+        that cannot have one is told its own time in its lane's line: re-enqueued with that countdown and
+        the same ``request_id``, it keeps its place. A request woken too late for its slot, or into a
+        cooldown that began meanwhile, does not send on it.
 
         Args:
             cost: requests about to be sent.
             max_wait_ms: the most time slept inline in total.
             sleep: the sleeping function (a fake clock's in tests).
-            lane: the request's lane (``acquire``); a first-lane request keeps one id over its retries.
+            lane: the request's lane (``acquire``).
+            request_id: the request's id in line, the same over its messages (one is made when empty).
+            clock: seconds, monotonic; how late a sleep woke is measured on it.
 
         Returns:
-            An allowed decision, or the refusal whose wait did not fit in the budget.
+            An allowed decision (send now), or the refusal whose wait did not fit in the budget.
         """
         budget_ms = max_wait_ms
-        request_id = uuid.uuid4().hex if lane == gcra.FIRST_LANE else ""
+        horizon_ms = min(max_wait_ms, gcra.BULK_HORIZON_MS) if lane == gcra.BULK_LANE else max_wait_ms
+        request_id = request_id or uuid.uuid4().hex
         while True:
-            decision = self.acquire(cost, lane=lane, request_id=request_id)
-            if decision.allowed or decision.retry_after_ms > budget_ms:
+            grant = self.acquire_grant(cost, lane=lane, request_id=request_id, horizon_ms=min(horizon_ms, budget_ms))
+            decision = grant.decision
+            if decision.allowed:
+                if decision.delay_ms == 0:
+                    return decision
+                wake_at = clock() + decision.delay_ms / 1000
+                sleep(decision.delay_ms / 1000)
+                budget_ms -= decision.delay_ms
+                late_ms = (clock() - wake_at) * 1000
+                cooldown_ms = self.state().cooldown_ms
+                if cooldown_ms > 0:
+                    return Decision(False, cooldown_ms)
+                if late_ms <= gcra.LATE_SEND_MS:
+                    return Decision(True, 0)
+                _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
+                continue
+            if decision.retry_after_ms > budget_ms:
                 return decision
             budget_ms -= decision.retry_after_ms
             sleep(decision.retry_after_ms / 1000)
@@ -142,6 +170,24 @@ class RateLimiter:
             server_wait_ms=server_wait_ms,
         )
         return cooldown.wait_ms
+
+    def acquire_spare(self) -> Decision:
+        """A slot for a request that is useful but not needed now (a bulk job's early look), or a refusal.
+
+        Only while the budget has room (``has_room``), and at most ``gcra.SPARE_SHARE`` of the rate over
+        time, counted in a bucket of its own (``{account}.spare``) asked first: such requests never fill
+        the limiter, so the POSTs and due looks that follow keep the margin for their lateness. The
+        spare bucket's token is spent even when the account's own bucket then refuses: a cap, not a grant.
+
+        Returns:
+            ``Decision(True, 0)`` with a token of the account's bucket taken (bulk lane, now), or a refusal.
+        """
+        if not self.has_room():
+            return Decision(False, max(1, self.policy.base_interval_us // 1000))
+        spare = self.store.acquire(f"{self.account}{_SPARE_SUFFIX}", self._spare_policy, 1).decision
+        if not spare.allowed:
+            return spare
+        return self.acquire(lane=gcra.BULK_LANE)
 
     def has_room(self) -> bool:
         """Whether the account has unused budget now: no cooldown, and no grant promised past the next slot.

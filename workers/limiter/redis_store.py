@@ -48,13 +48,15 @@ class RedisStore:
         *,
         lane: str = gcra.NO_LANE,
         request_id: str = "",
+        horizon_ms: int = 0,
     ) -> Grant:
-        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it (``acquire.lua``)."""
+        """Take a slot now or within ``horizon_ms``, or say when to come back (``acquire.lua``)."""
         script_keys = [
             keys.limiter_key(account),
             keys.cooldown_key(account),
             keys.adaptive_rate_key(account),
-            keys.limiter_first_key(account),
+            keys.limiter_line_key(account, gcra.FIRST_LANE),
+            keys.limiter_line_key(account, gcra.BULK_LANE),
         ]
         args: list[str | int] = [
             cost,
@@ -63,8 +65,10 @@ class RedisStore:
             policy.recovery_ppm_per_s,
             _arg(now_ms),
         ]
-        allowed, retry_after_ms, clock_us = self._acquire(keys=script_keys, args=[*args, lane, request_id])
-        return Grant(Decision(bool(allowed), int(retry_after_ms)), int(clock_us))
+        allowed, retry_after_ms, clock_us, delay_ms = self._acquire(
+            keys=script_keys, args=[*args, lane, request_id, int(horizon_ms) * 1000]
+        )
+        return Grant(Decision(bool(allowed), int(retry_after_ms), int(delay_ms)), int(clock_us))
 
     def report_429(
         self, account: str, policy: LimiterPolicy, server_wait_ms: int | None, jitter: int, now_ms: int | None = None

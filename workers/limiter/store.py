@@ -7,7 +7,10 @@ process only and never stands in for Redis in an integration test.
 
 State per account (the Redis keys named in brackets, TTLs as in the scripts):
 
-- the GCRA's theoretical arrival time (``limiter_key``), kept until it is in the past;
+- the GCRA's theoretical arrival time (``limiter_key``): the next free slot, reservations included, kept
+  until it is in the past;
+- each lane's line (``limiter_line_key``): the requests promised a slot, kept until a second after the
+  last promise's grace;
 - the cooldown after a 429: until when, and how many consecutive episodes
   (``cooldown_key``), kept until ``strike_reset_ms`` after the cooldown ends;
 - the adaptive factor and when it was last lowered (``adaptive_rate_key``),
@@ -72,8 +75,9 @@ class LimiterStore(Protocol):
         *,
         lane: str = gcra.NO_LANE,
         request_id: str = "",
+        horizon_ms: int = 0,
     ) -> Grant:
-        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it."""
+        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id)."""
         ...
 
     def report_429(
@@ -103,8 +107,8 @@ class MemoryStore:
     def __init__(self, clock_ms: Callable[[], int]) -> None:
         self._clock_ms = clock_ms
         self._data: dict[tuple[str, str], _Entry] = {}
-        # First-lane requests waiting for their slot, by account: request id -> until (ms).
-        self._first: dict[str, dict[str, int]] = {}
+        # The lanes' lines, by account and lane: request id -> promised slot (us).
+        self._lines: dict[str, dict[str, dict[str, int]]] = {}
 
     def _get(self, kind: str, account: str, now_ms: int) -> dict[str, int] | None:
         entry = self._data.get((kind, account))
@@ -131,31 +135,69 @@ class MemoryStore:
         *,
         lane: str = gcra.NO_LANE,
         request_id: str = "",
+        horizon_ms: int = 0,
     ) -> Grant:
-        """Take ``cost`` tokens if the cooldown, the (adaptive) rate and the lanes allow it."""
+        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id)."""
         now_ms = self._clock_ms() if now_ms is None else now_ms
         now_us = now_ms * 1000
+        lead_us, grace_us = gcra.LINE_LEAD_MS * 1000, gcra.LINE_GRACE_MS * 1000
         cooldown = self._get("cooldown", account, now_ms)
-        if cooldown is not None and now_ms < cooldown["until"]:
-            return Grant(Decision(False, cooldown["until"] - now_ms), now_us)
+        until_ms = cooldown["until"] if cooldown is not None else None
+        cooling = until_ms is not None and now_ms < until_ms
         interval_us = gcra.scaled_interval_us(policy.base_interval_us, self._factor(account, policy, now_ms))
-        waiting = self._first.setdefault(account, {})
-        if lane in (gcra.FIRST_LANE, gcra.BULK_LANE):
-            for member in [m for m, until in waiting.items() if until <= now_ms]:
-                del waiting[member]
-        if lane == gcra.BULK_LANE and waiting:
-            return Grant(Decision(False, max(1, -(-interval_us // 1000))), now_us)
-        tolerance_us = policy.tolerance_us
+        lines = self._lines.setdefault(account, {gcra.FIRST_LANE: {}, gcra.BULK_LANE: {}})
+        lined = lane in (gcra.FIRST_LANE, gcra.BULK_LANE)
+        line: dict[str, int] | None = None
+        if lined:
+            for members in lines.values():
+                for member in [m for m, slot in members.items() if slot < now_us - grace_us]:
+                    del members[member]
+            if request_id:
+                line = lines[lane]
         bucket = self._get("limiter", account, now_ms)
-        decision, tat_us = gcra.gcra_step(bucket["tat"] if bucket else 0, now_us, interval_us, tolerance_us, cost)
-        if decision.allowed:
-            self._put("limiter", account, {"tat": tat_us}, now_ms, -(-(tat_us - now_us) // 1000) + 1000)
-        if lane == gcra.FIRST_LANE:
-            if decision.allowed:
-                waiting.pop(request_id, None)
+        start = max(bucket["tat"] if bucket else 0, now_us)
+        if cooling:
+            assert until_ms is not None
+            start = max(start, until_ms * 1000)
+        new_tat = start + cost * interval_us
+        send_at = max(now_us, start - policy.tolerance_us)
+        if cooling:
+            assert until_ms is not None
+            send_at = max(send_at, until_ms * 1000)
+        promised = line.get(request_id) if line is not None else None
+        first_waits = lane == gcra.BULK_LANE and bool(lines[gcra.FIRST_LANE])
+        early = promised is not None and now_us < promised - lead_us
+
+        ok = send_at - now_us <= horizon_ms * 1000 and not first_waits
+        if ok and lined and (promised is None or early):
+            # Not in line, or early: only a gap before the next promise still to come.
+            later = sorted(slot for m, slot in lines[lane].items() if slot > now_us + lead_us and m != request_id)
+            ok = not later or new_tat <= later[0] + policy.tolerance_us
+        if ok:
+            if line is not None:
+                line.pop(request_id, None)
+            self._put("limiter", account, {"tat": new_tat}, now_ms, -(-(new_tat - now_us) // 1000) + 1000)
+            return Grant(Decision(True, 0, -(-(send_at - now_us) // 1000)), now_us)
+        if line is None:
+            if first_waits and not cooling:
+                wait_ms = -(-interval_us // 1000)
             else:
-                waiting[request_id] = now_ms + decision.retry_after_ms + gcra.FIRST_GRACE_MS
-        return Grant(decision, now_us)
+                wait_ms = -(-(start - policy.tolerance_us - horizon_ms * 1000 - now_us) // 1000)
+                if cooling:
+                    assert until_ms is not None
+                    wait_ms = max(wait_ms, until_ms - now_ms)
+            return Grant(Decision(False, max(1, wait_ms)), now_us)
+        if promised is not None and early:
+            return Grant(Decision(False, max(1, -(-(promised - lead_us - now_us) // 1000))), now_us)
+        # A promise at the end of the line (after the first lane's, for a bulk request).
+        line.pop(request_id, None)
+        slot = start
+        if line:
+            slot = max(slot, max(line.values()) + interval_us)
+        if lane == gcra.BULK_LANE and lines[gcra.FIRST_LANE]:
+            slot = max(slot, max(lines[gcra.FIRST_LANE].values()) + interval_us)
+        line[request_id] = slot
+        return Grant(Decision(False, max(1, -(-(slot - lead_us - now_us) // 1000))), now_us)
 
     def report_429(
         self, account: str, policy: LimiterPolicy, server_wait_ms: int | None, jitter: int, now_ms: int | None = None

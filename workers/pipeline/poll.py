@@ -48,16 +48,16 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     interactive = batch.lane == gcra.FIRST_LANE
     if early and not interactive:
-        # Only with room left now: a bulk job's early look never waits in line for a token a POST wants.
-        if not rt.limiter.has_room():
-            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)]
-        token = rt.limiter.acquire(lane=gcra.BULK_LANE)
+        # A spare slot now, or the schedule: a bulk job's early look never waits in line for a token a POST
+        # wants, and such looks never take more than half the rate (``RateLimiter.acquire_spare``).
+        token = rt.limiter.acquire_spare()
         if not token.allowed:
-            # Room, but another request took this very slot: the next one, still early.
-            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=True)]
+            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)]
     else:
         # A look the schedule planned (it may complete a batch), or an interactive job's: the first lane.
-        token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.FIRST_LANE)
+        token = rt.limiter.acquire_waiting(
+            1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.FIRST_LANE, request_id=f"get:{batch_id}:{seq}"
+        )
         if not token.allowed:
             return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
         age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)

@@ -127,7 +127,10 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
         rt.credits.release(batch.count)
         raise
     # An interactive job's POST takes the first lane: a backfill's crowd of POSTs does not stand before it.
-    token = rt.limiter.acquire_waiting(1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane)
+    # In the limiter's line by its batch and step: re-enqueued with the wait it is told, it keeps its place.
+    token = rt.limiter.acquire_waiting(
+        1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane, request_id=f"post:{batch_id}:{batch.seq}"
+    )
     if not token.allowed:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
