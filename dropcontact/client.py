@@ -21,7 +21,6 @@ without being quoted.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -32,6 +31,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from dropq.dropcontact import json_codec
 from dropq.dropcontact.errors import DropcontactError, NetworkError, UnexpectedResponseError
 from dropq.dropcontact.records import MAX_BATCH_RECORDS, to_json_bytes
 from dropq.dropcontact.responses import (
@@ -217,7 +217,7 @@ class DropcontactClient(WebhookSettings):
         if self._on_answer is not None:
             self._on_answer(method, response.status_code)
         try:
-            decoded: Any = json.loads(content) if content else None
+            decoded: Any = json_codec.loads(content) if content else None
         except ValueError:
             decoded = content.decode("utf-8", "replace")
         error = error_from_response(

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from dropq.dropcontact import json_codec
 from dropq.dropcontact.joining import correlation_id_of
 from dropq.workers import keys
 from dropq.workers.jobs.batch import Batch, BatchState, TransitionRefused
@@ -176,7 +177,7 @@ def adopt_pushed_results(rt: Runtime, batch: Batch) -> list[Followup] | None:
     """
     # Read, not taken: it is deleted once its results are kept (a crash in between finds it again).
     raw = rt.redis.get(keys.webhook_early_key(batch.batch_id))
-    pushes = parse_push(json.loads(str(raw))) if raw else []
+    pushes = parse_push(json_codec.loads(raw)) if raw else []
     # With no request_id of ours to compare, only a push holding exactly this batch's records is taken.
     push = next((p for p in pushes if holds_batch_records(rt, batch, p)), None)
     if push is None:
@@ -211,7 +212,7 @@ def take_early_push(rt: Runtime, batch_id: str) -> list[Followup]:
     batch = rt.batches.get(batch_id)
     if not raw or batch is None:
         return []
-    for push in parse_push(json.loads(str(raw))):
+    for push in parse_push(json_codec.loads(raw)):
         if push.request_id in (None, batch.request_id) and holds_batch_records(rt, batch, push):
             return accept_results(rt, batch, push.records, partial=False)
     return []

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import heapq
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from dropq.dropcontact import json_codec
 from dropq.dropcontact.flatten import FLAT_COLUMNS, flatten_outcome
 from dropq.dropcontact.tabular import neutralise_formula
 from dropq.workers.destinations.base import DestinationError
@@ -77,7 +77,7 @@ class _FileDestination:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 for outcome in ordered:
-                    out.write(json.dumps(outcome, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    out.write(json_codec.dumps(outcome) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)
@@ -128,7 +128,7 @@ def _merge_in_order(parts: list[Path]) -> Iterator[dict[str, Any]]:
         if line is None:
             handle.close()
             return
-        outcome = json.loads(line)
+        outcome = json_codec.loads(line)
         serial += 1
         heapq.heappush(heap, (int(outcome["index"]), serial, outcome, lines, handle))
 
@@ -152,7 +152,7 @@ class JsonlDestination(_FileDestination):
 
     def _write(self, out: TextIO, outcomes: Iterator[dict[str, Any]]) -> None:
         for outcome in outcomes:
-            out.write(json.dumps(outcome, ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(json_codec.dumps(outcome) + "\n")
 
 
 class CsvDestination(_FileDestination):

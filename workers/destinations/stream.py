@@ -8,13 +8,13 @@ may trim what it consumed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from dropq.dropcontact import json_codec
 from dropq.workers import keys
 from dropq.workers.destinations.base import DestinationError
 
@@ -39,7 +39,7 @@ class StreamDestination:
 
     def deliver(self, job_id: str, unit_id: str, outcomes: Sequence[Mapping[str, Any]]) -> None:
         """Append the unit's outcomes unless they were appended before."""
-        entries = [json.dumps(o, separators=(",", ":"), ensure_ascii=False) for o in outcomes]
+        entries = [json_codec.dumps(o) for o in outcomes]
         script_keys = [keys.job_outcomes_key(job_id), keys.delivery_key(job_id, self.name)]
         try:
             self._append(keys=script_keys, args=[unit_id, self._ttl_s, *entries])

@@ -7,12 +7,12 @@ Every write is one script (``commit_segment``, ``transition``, ``claim``, ``fetc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
+from dropq.dropcontact import json_codec
 from dropq.workers import keys
 from dropq.workers.jobs.batch import (
     STATE_NAMES,
@@ -85,12 +85,12 @@ class BatchStore:
         args: list[str | int] = [
             segment.segment_id,
             batch_id,
-            json.dumps(segment.records, separators=(",", ":"), ensure_ascii=False) if batch_id else "",
+            json_codec.dumps(segment.records) if batch_id else "",
             len(segment.records),
             segment.received,
             segment.rejected,
             segment.duplicates,
-            json.dumps(segment.outcomes, separators=(",", ":"), ensure_ascii=False) if segment.outcomes else "",
+            json_codec.dumps(segment.outcomes) if segment.outcomes else "",
             len(destinations),
             self._ttl_s,
             segment.job_id,
@@ -131,12 +131,12 @@ class BatchStore:
     def records(self, batch_id: str) -> list[dict[str, Any]]:
         """The records of the batch as they are sent to the API."""
         raw = self._redis.get(keys.batch_records_key(batch_id))
-        return list(json.loads(str(raw))) if raw else []
+        return list(json_codec.loads(raw)) if raw else []
 
     def records_of(self, batch_ids: Sequence[str]) -> list[list[dict[str, Any]]]:
         """The records of each batch, in one round trip (empty for a batch gone)."""
         raw = self._redis.mget([keys.batch_records_key(batch_id) for batch_id in batch_ids]) if batch_ids else []
-        return [list(json.loads(str(text))) if text else [] for text in raw]
+        return [list(json_codec.loads(text)) if text else [] for text in raw]
 
     def transition(
         self,
@@ -198,7 +198,7 @@ class BatchStore:
         With ``carrier``, the batch is one it carries: it must be ``carried``, takes the request's id,
         times and looks, and is watched again (its sink is its own from now on).
         """
-        text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
+        text = json_codec.dumps(results)
         script_keys = [keys.batch_key(batch_id), keys.batch_results_key(batch_id), keys.batch_records_key(batch_id)]
         args: list[str | int] = [text, "1" if partial else "0", now_ms, self._ttl_s, via]
         if carrier is not None:
@@ -211,7 +211,7 @@ class BatchStore:
     def results(self, batch_id: str) -> list[dict[str, Any]] | None:
         """The stored results, or None when there are none."""
         raw = self._redis.get(keys.batch_results_key(batch_id))
-        return list(json.loads(str(raw))) if raw else None
+        return list(json_codec.loads(raw)) if raw else None
 
     def complete(
         self,
@@ -251,7 +251,7 @@ class BatchStore:
             enriched,
             not_found,
             failed,
-            json.dumps(outcomes, separators=(",", ":"), ensure_ascii=False),
+            json_codec.dumps(outcomes),
             len(destinations),
             self._ttl_s,
             reason,
@@ -290,7 +290,7 @@ class BatchStore:
         ]
         args: list[str | int] = [seq, batch.job_id]
         for batch_id, records in zip(ids, (first, second), strict=True):
-            args += [json.dumps(records, separators=(",", ":"), ensure_ascii=False), len(records), batch_id]
+            args += [json_codec.dumps(records), len(records), batch_id]
         args += [self._ttl_s, self._watchdog.deadline(now_ms), batch_member(batch.batch_id)]
         args += [batch_member(batch_id) for batch_id in ids]
         args.append(fields.encode({fields.batch_field("split"): 1, fields.batch_field("created"): 2}))

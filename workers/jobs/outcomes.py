@@ -13,12 +13,12 @@ when they apply::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 
+from dropq.dropcontact import json_codec
 from dropq.workers import keys
 from dropq.workers.jobs.scripts import load_script
 from dropq.workers.jobs.watchdog import delivery_member
@@ -78,7 +78,7 @@ class OutcomeStore:
         """The outcomes of a unit, or None when every destination already has them."""
         raw = self._redis.hget(keys.unit_key(unit_id), "payload")
         # Shaped here, the one door to every destination: each stage may build its outcomes its own way.
-        return [documented_outcome(outcome) for outcome in json.loads(str(raw))] if raw else None
+        return [documented_outcome(outcome) for outcome in json_codec.loads(raw)] if raw else None
 
     def is_delivered(self, job_id: str, unit_id: str, destination: str) -> bool:
         """Whether this destination's delivery of the unit was already counted."""

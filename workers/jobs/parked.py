@@ -10,12 +10,12 @@ sees them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from dropq.dropcontact import json_codec
 from dropq.workers import keys
 from dropq.workers.jobs.scripts import load_script
 
@@ -59,7 +59,7 @@ class ParkedParts:
         raw = self._redis.hget(keys.job_parked_parts_key(job_id), str(offset))
         if not raw:
             return None
-        stored = json.loads(str(raw))
+        stored = json_codec.loads(raw)
         return ParkedPart(str(stored["part_id"]), list(stored["contacts"]))
 
     def is_parked(self, job_id: str, offset: int) -> bool:
@@ -75,4 +75,4 @@ class ParkedParts:
 def _payload(part: ParkedPart) -> str:
     # "n" first: parked_parts.lua reads the count from the head of the JSON, without decoding the contacts.
     body = {"n": len(part.contacts), "part_id": part.part_id, "contacts": part.contacts}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return json_codec.dumps(body)
