@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter
+from dropq.workers.limiter import gcra
 from dropq.workers.limiter.gcra import PPM
 from dropq.workers.limiter.store import Cooldown, LimiterState, LimiterStore
 
@@ -288,3 +289,21 @@ def test_spare_requests_take_at_most_half_the_rate_and_only_with_room() -> None:
     # Two POSTs at once: the second's slot is ahead of now, so no room for a spare request.
     assert limiter.acquire().allowed and limiter.acquire_waiting(sleep=clock.sleep).allowed
     assert not limiter.acquire_spare().allowed
+
+
+def test_a_reserved_slot_is_not_used_when_missed_or_when_a_cooldown_began_meanwhile() -> None:
+    """reserve, prepare, hold: on time it goes; more than LATE_SEND_MS late, or after a 429 meanwhile, it does not."""
+    clock = FakeClock(1_000)
+    limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=TABLE_POLICY)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
+    on_time = limiter.reserve(clock=seconds)
+    assert on_time.decision == Decision(True, 0, 50)
+    assert limiter.hold(on_time, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_050
+    missed = limiter.reserve(clock=seconds)  # 1200, from 1150
+    clock.sleep(0.1 + (gcra.LATE_SEND_MS + 1) / 1000)  # the preparation took the thread past its slot
+    assert limiter.hold(missed, clock.sleep, seconds) == Decision(False, 0)
+    cooled = limiter.reserve(clock=seconds)
+    limiter.report_429(retry_after_s=2)
+    assert limiter.hold(cooled, clock.sleep, seconds) == Decision(False, 2_000 - cooled.decision.delay_ms)

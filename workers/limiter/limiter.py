@@ -23,6 +23,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -30,7 +31,7 @@ from dropq.workers.limiter import gcra
 from dropq.workers.limiter.gcra import Decision, LimiterPolicy
 from dropq.workers.limiter.store import Grant, LimiterState, LimiterStore
 
-__all__ = ["RateLimiter", "DEFAULT_INLINE_WAIT_MS"]
+__all__ = ["RateLimiter", "Reservation", "DEFAULT_INLINE_WAIT_MS"]
 
 # Waits up to this long are slept inline: shorter than a broker round trip and a countdown's imprecision.
 # A longer one is returned for the task to re-enqueue itself with a countdown: waiting, not failing,
@@ -40,6 +41,21 @@ DEFAULT_INLINE_WAIT_MS = 250
 _SPARE_SUFFIX = ".spare"
 
 _log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What ``RateLimiter.reserve`` got: a slot (``decision.allowed``) to send at ``send_at``, or a refusal.
+
+    Args:
+        decision: the limiter's answer.
+        send_at: when the slot opens, on the reserving clock (seconds).
+        budget_ms: the inline wait left after the slot's.
+    """
+
+    decision: Decision
+    send_at: float = 0.0
+    budget_ms: int = 0
 
 
 class RateLimiter:
@@ -94,6 +110,78 @@ class RateLimiter:
             self.account, self.policy, cost, lane=lane, request_id=request_id, horizon_ms=horizon_ms
         )
 
+    def reserve(
+        self,
+        cost: int = 1,
+        max_wait_ms: int = DEFAULT_INLINE_WAIT_MS,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        lane: str = gcra.NO_LANE,
+        request_id: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Reservation:
+        """Take a slot that opens within ``max_wait_ms`` (sleeping through short refusals), without waiting for it.
+
+        The slot is reserved (a bulk request's at most ``gcra.BULK_HORIZON_MS`` ahead, so interactive ones
+        always find room before it), so a crowd of waiting requests does not race for each slot. A request
+        that cannot have one is told its own time in its lane's line: re-enqueued with that countdown and
+        the same ``request_id``, it keeps its place. The caller may prepare its request meanwhile, then
+        ``hold`` the reservation until its slot.
+
+        Args:
+            cost: requests about to be sent.
+            max_wait_ms: the most time slept inline in total, the slot's wait included.
+            sleep: the sleeping function (a fake clock's in tests).
+            lane: the request's lane (``acquire``).
+            request_id: the request's id in line, the same over its messages (one is made when empty).
+            clock: seconds, monotonic; the slot's time is told on it.
+
+        Returns:
+            The reservation, or the refusal whose wait did not fit in the budget.
+        """
+        budget_ms = max_wait_ms
+        horizon_ms = min(max_wait_ms, gcra.BULK_HORIZON_MS) if lane == gcra.BULK_LANE else max_wait_ms
+        request_id = request_id or uuid.uuid4().hex
+        while True:
+            horizon = max(0, min(horizon_ms, budget_ms))
+            decision = self.acquire_grant(cost, lane=lane, request_id=request_id, horizon_ms=horizon).decision
+            if decision.allowed:
+                return Reservation(decision, clock() + decision.delay_ms / 1000, budget_ms - decision.delay_ms)
+            if decision.retry_after_ms > budget_ms:
+                return Reservation(decision)
+            budget_ms -= decision.retry_after_ms
+            sleep(decision.retry_after_ms / 1000)
+
+    def hold(
+        self,
+        reservation: Reservation,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Decision:
+        """Wait until a reserved slot opens; then go, unless it was missed or a cooldown began meanwhile.
+
+        Returns:
+            ``Decision(True, 0)``: send now. A refusal: the reservation's own; a cooldown's (``retry_after_ms``
+            its time left); or ``Decision(False, 0)``, a slot missed by more than ``gcra.LATE_SEND_MS`` (the
+            thread woke late, or the preparation took that long), to be asked for again at once.
+        """
+        decision = reservation.decision
+        if not decision.allowed:
+            return decision
+        wait_s = reservation.send_at - clock()
+        if wait_s > 0:
+            sleep(wait_s)
+        late_ms = (clock() - reservation.send_at) * 1000
+        if decision.delay_ms > 0:
+            # Time passed since the grant: a 429 meanwhile started a cooldown the slot is not exempt from.
+            cooldown_ms = self.state().cooldown_ms
+            if cooldown_ms > 0:
+                return Decision(False, cooldown_ms)
+        if late_ms > gcra.LATE_SEND_MS:
+            _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
+            return Decision(False, 0)
+        return Decision(True, 0)
+
     def acquire_waiting(
         self,
         cost: int = 1,
@@ -104,49 +192,21 @@ class RateLimiter:
         request_id: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> Decision:
-        """Acquire a slot within ``max_wait_ms``, sleeping until it opens; else say when to come back.
+        """``reserve`` then ``hold``: a slot within ``max_wait_ms``, slept until it opens; else when to come back.
 
-        The slot is reserved (a bulk request's at most ``gcra.BULK_HORIZON_MS`` ahead, so interactive ones
-        always find room before it), so a crowd of waiting requests does not race for each slot. A request
-        that cannot have one is told its own time in its lane's line: re-enqueued with that countdown and
-        the same ``request_id``, it keeps its place. A request woken too late for its slot, or into a
-        cooldown that began meanwhile, does not send on it.
-
-        Args:
-            cost: requests about to be sent.
-            max_wait_ms: the most time slept inline in total.
-            sleep: the sleeping function (a fake clock's in tests).
-            lane: the request's lane (``acquire``).
-            request_id: the request's id in line, the same over its messages (one is made when empty).
-            clock: seconds, monotonic; how late a sleep woke is measured on it.
+        A slot missed is asked for again while the budget lasts.
 
         Returns:
             An allowed decision (send now), or the refusal whose wait did not fit in the budget.
         """
-        budget_ms = max_wait_ms
-        horizon_ms = min(max_wait_ms, gcra.BULK_HORIZON_MS) if lane == gcra.BULK_LANE else max_wait_ms
         request_id = request_id or uuid.uuid4().hex
+        budget_ms = max_wait_ms
         while True:
-            grant = self.acquire_grant(cost, lane=lane, request_id=request_id, horizon_ms=min(horizon_ms, budget_ms))
-            decision = grant.decision
-            if decision.allowed:
-                if decision.delay_ms == 0:
-                    return decision
-                wake_at = clock() + decision.delay_ms / 1000
-                sleep(decision.delay_ms / 1000)
-                budget_ms -= decision.delay_ms
-                late_ms = (clock() - wake_at) * 1000
-                cooldown_ms = self.state().cooldown_ms
-                if cooldown_ms > 0:
-                    return Decision(False, cooldown_ms)
-                if late_ms <= gcra.LATE_SEND_MS:
-                    return Decision(True, 0)
-                _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
-                continue
-            if decision.retry_after_ms > budget_ms:
+            reservation = self.reserve(cost, budget_ms, sleep, lane=lane, request_id=request_id, clock=clock)
+            decision = self.hold(reservation, sleep, clock)
+            if decision.allowed or decision.retry_after_ms > 0 or reservation.budget_ms <= 0:
                 return decision
-            budget_ms -= decision.retry_after_ms
-            sleep(decision.retry_after_ms / 1000)
+            budget_ms = reservation.budget_ms
 
     def report_429(self, retry_after_s: float | None = None) -> int:
         """Record a 429 that got through: start the shared cooldown, lower the rate (once per episode).

@@ -104,9 +104,8 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
         if wait_ms > 0:
             return [followup.submit(batch_id, seq, wait_ms / 1000)]
 
-    # Read before the token: once it is granted, the POST must follow at once (the limiter's budget for
-    # the time between a grant and the request's arrival is about 26 ms), by the claim's round trip only
-    # (a small one: the claim does not bring the records).
+    # The options, the callback and the credits before the slot: once it opens, the POST must follow at once
+    # (the limiter's budget for the time between a slot and the request's arrival is about 26 ms).
     siren, language = options_of(rt, batch)
     callback_url = callback_url_for(rt, batch_id)
     credit = rt.credits.check_submit(batch.count)
@@ -115,9 +114,16 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
         credit = rt.credits.check_submit(batch.count)
     if not credit.allowed:
         return _requeue(batch, credit)
-    # The body too is read and encoded before the token (a pending batch's records never change): between
-    # the grant and the send, 250 records decoded and encoded behind the interpreter lock of 64 threads
-    # took up to 80 ms (p99), three times the budget, and landed POSTs in a second already full.
+    # The slot first (in the limiter's line by its batch and step: re-enqueued with the wait it is told, it
+    # keeps its place), then the body while the slot comes, then the POST at the slot: a refused POST costs
+    # no body, and the claim's small round trip is all that stands between the slot and the send. An
+    # interactive job's POST takes the first lane: a backfill's crowd of POSTs does not stand before it.
+    reservation = rt.limiter.reserve(
+        1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane, request_id=f"post:{batch_id}:{batch.seq}"
+    )
+    if not reservation.decision.allowed:
+        rt.credits.release(batch.count)
+        return _requeue(batch, reservation.decision)
     try:
         body = rt.client.submit_body(
             rt.batches.records(batch_id), siren=siren, language=language, custom_callback_url=callback_url
@@ -126,11 +132,9 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
         # No records (a batch whose records are gone): the task's last resort closes it.
         rt.credits.release(batch.count)
         raise
-    # An interactive job's POST takes the first lane: a backfill's crowd of POSTs does not stand before it.
-    # In the limiter's line by its batch and step: re-enqueued with the wait it is told, it keeps its place.
-    token = rt.limiter.acquire_waiting(
-        1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane, request_id=f"post:{batch_id}:{batch.seq}"
-    )
+    # Sent only on time for its slot (250 records read and encoded behind the interpreter lock of 64
+    # threads can take longer than the limiter's 26 ms budget for lateness): else asked for again.
+    token = rt.limiter.hold(reservation)
     if not token.allowed:
         rt.credits.release(batch.count)
         return _requeue(batch, token)
