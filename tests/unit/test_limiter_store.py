@@ -11,8 +11,7 @@ import random
 import pytest
 from structlog.testing import capture_logs
 
-from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter
-from dropq.workers.limiter import gcra
+from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter, gcra
 from dropq.workers.limiter.gcra import PPM
 from dropq.workers.limiter.store import Cooldown, LimiterState, LimiterStore
 
