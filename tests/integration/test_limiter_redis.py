@@ -131,15 +131,3 @@ def test_racing_threads_get_exactly_the_capacity(redis_client: redis.Redis, redi
         thread.join(timeout=10)
     assert len(results) == 100
     assert results.count(True) == 1
-
-
-def test_room_in_redis_follows_the_memory_store(redis_client: redis.Redis) -> None:
-    """The Redis bucket tells has_room what the specification's does: two grants at once leave none."""
-    limiter = RateLimiter(
-        RedisStore(redis_client), "room-acct", 10, policy=LimiterPolicy(10, safety_margin=1.0, tolerance_us=500_000)
-    )
-    assert limiter.has_room()
-    assert limiter.acquire().allowed and limiter.acquire().allowed
-    assert not limiter.has_room()
-    time.sleep(0.25)
-    assert limiter.has_room()

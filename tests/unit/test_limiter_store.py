@@ -171,23 +171,6 @@ def test_rate_limiter_refuses_a_cost_below_one() -> None:
         limiter.acquire(0)
 
 
-def test_the_limiter_has_room_until_a_request_is_promised_ahead_of_now() -> None:
-    """Room while requests come slower than the rate; none once grants run ahead of the clock, or in a cooldown."""
-    clock = FakeClock(1_000_000)
-    limiter = RateLimiter(
-        MemoryStore(clock), "acct", 10, policy=LimiterPolicy(10, safety_margin=1.0, tolerance_us=500_000)
-    )
-    assert limiter.has_room()
-    assert limiter.acquire().allowed
-    assert limiter.has_room(), "one grant at 10/s: its slot is now, nothing promised beyond"
-    assert limiter.acquire().allowed
-    assert not limiter.has_room(), "two at once: the second's slot is 100 ms ahead"
-    clock.sleep(0.2)
-    assert limiter.has_room()
-    limiter.report_429(1.0)
-    assert not limiter.has_room()
-
-
 # Lines and lanes on TABLE_POLICY (a slot every 100 ms, usable 50 ms early; a request in line is told to
 # come back 100 ms before its slot): (now_ms, lane, request id, horizon_ms) -> Decision, in order.
 LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
@@ -274,20 +257,6 @@ def test_a_crowd_of_waiters_asks_about_once_per_grant() -> None:
     busiest = max(sum(1 for g in grants if start <= g < start + 1_000) for start in grants)
     assert busiest <= 50
     assert max(grants) <= 200 / (50 * 0.97) * 1_000 + 200, max(grants)
-
-
-def test_spare_requests_take_at_most_half_the_rate_and_only_with_room() -> None:
-    """Early looks asked every 10 ms for 10 s get about half of 10/s; none while a POST's slot is promised ahead."""
-    clock = FakeClock(1_000_000)
-    limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=LimiterPolicy(10, safety_margin=1.0))
-    granted = 0
-    for _ in range(1_000):
-        granted += limiter.acquire_spare().allowed
-        clock.sleep(0.01)
-    assert 45 <= granted <= 51, granted
-    # Two POSTs at once: the second's slot is ahead of now, so no room for a spare request.
-    assert limiter.acquire().allowed and limiter.acquire_waiting(sleep=clock.sleep).allowed
-    assert not limiter.acquire_spare().allowed
 
 
 def test_a_reserved_slot_is_not_used_when_missed_or_when_a_cooldown_began_meanwhile() -> None:

@@ -28,7 +28,6 @@ __all__ = [
     "LINE_GRACE_MS",
     "LINE_LEAD_MS",
     "NO_LANE",
-    "SPARE_SHARE",
     "Decision",
     "backlog_ms",
     "LimiterPolicy",
@@ -63,10 +62,6 @@ LINE_GRACE_MS = 1_000
 # How far ahead a bulk request may reserve (``RateLimiter.acquire_waiting``): at most this much of bulk
 # work stands before an interactive request, whose horizon is the whole inline wait.
 BULK_HORIZON_MS = 150
-# Requests that are useful but not needed now (a bulk job's early looks) take at most this share of the
-# rate, from a bucket of their own, so that they never fill the limiter: a full limiter turns any late
-# arrival at the API into a second over the limit.
-SPARE_SHARE = 0.5
 # A request woken this much later than its reserved slot does not send: its lateness would eat the
 # margin's budget for the spread of arrivals (``latency_spread_budget_us``); it takes a new slot.
 LATE_SEND_MS = 10

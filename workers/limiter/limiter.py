@@ -17,7 +17,6 @@ Typical use in a stage (``workers.pipeline.submit`` and ``poll``)::
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -37,8 +36,6 @@ __all__ = ["RateLimiter", "Reservation", "DEFAULT_INLINE_WAIT_MS"]
 # A longer one is returned for the task to re-enqueue itself with a countdown: waiting, not failing,
 # so it never uses the retries that real errors (5xx, timeouts) are allowed.
 DEFAULT_INLINE_WAIT_MS = 250
-# The spare bucket's account name: the account's, with this suffix (its Redis keys say so).
-_SPARE_SUFFIX = ".spare"
 
 _log = structlog.get_logger(__name__)
 
@@ -84,7 +81,6 @@ class RateLimiter:
         if self.policy.rate_per_s != rate_per_s:
             raise ValueError(f"policy.rate_per_s {self.policy.rate_per_s!r} differs from rate_per_s {rate_per_s!r}")
         self._rng = rng or random.Random()
-        self._spare_policy = dataclasses.replace(self.policy, rate_per_s=self.policy.rate_per_s * gcra.SPARE_SHARE)
 
     def acquire(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Decision:
         """Take ``cost`` tokens now, or say how long to wait (also while a 429 cooldown runs).
@@ -230,34 +226,6 @@ class RateLimiter:
             server_wait_ms=server_wait_ms,
         )
         return cooldown.wait_ms
-
-    def acquire_spare(self) -> Decision:
-        """A slot for a request that is useful but not needed now (a bulk job's early look), or a refusal.
-
-        Only while the budget has room (``has_room``), and at most ``gcra.SPARE_SHARE`` of the rate over
-        time, counted in a bucket of its own (``{account}.spare``) asked first: such requests never fill
-        the limiter, so the POSTs and due looks that follow keep the margin for their lateness. The
-        spare bucket's token is spent even when the account's own bucket then refuses: a cap, not a grant.
-
-        Returns:
-            ``Decision(True, 0)`` with a token of the account's bucket taken (bulk lane, now), or a refusal.
-        """
-        if not self.has_room():
-            return Decision(False, max(1, self.policy.base_interval_us // 1000))
-        spare = self.store.acquire(f"{self.account}{_SPARE_SUFFIX}", self._spare_policy, 1).decision
-        if not spare.allowed:
-            return spare
-        return self.acquire(lane=gcra.BULK_LANE)
-
-    def has_room(self) -> bool:
-        """Whether the account has unused budget now: no cooldown, and no grant promised past the next slot.
-
-        Work that is useful but not required (a poll ahead of the fixed schedule) is done only then, so
-        it never takes a token that a POST waiting in line would have had.
-        """
-        state = self.state()
-        # A grant moves the bucket one interval ahead of now: one interval is the last grant's own slot.
-        return state.cooldown_ms == 0 and state.backlog_ms * 1000 <= self.policy.base_interval_us
 
     def state(self) -> LimiterState:
         """The account's adaptive factor, cooldown left and consecutive 429 episodes, for ``dropq status``."""

@@ -1,11 +1,12 @@
-"""When to look at a submitted batch next: early while the request budget has room, on the schedule otherwise.
+"""When to look at a submitted batch next: around the API's processing time, else on the schedule.
 
-GETs cost no credit, only requests. While the account's limiter has unused budget (no cooldown,
-less than a request promised ahead: ``RateLimiter.has_room``), a batch is looked at around the
-API's processing times learnt from earlier batches of its size (``early_delay_s``), so a lone
-contact comes back about when the API has it. When the budget is tight, the fixed schedule
-(``DROPQ_POLL_*``) decides alone, so that at saturation the GETs per batch are those of the fixed
-schedule. ``DROPQ_POLL_EARLY=false`` keeps the fixed schedule always.
+GETs cost no credit, only requests. A batch is looked at around the API's processing times learnt
+from earlier batches of its size (``early_delay_s``), so a lone contact comes back about when the
+API has it, and a backfill's batches leave Redis as soon as they are ready. An interactive job's
+look takes the limiter's first lane; a bulk job's waits in the bulk line with the POSTs, first come
+(``poll_batch``), so when the budget is tight it is made later, when the batch is more likely ready,
+and one told to wait past its scheduled look goes back to the schedule (``DROPQ_POLL_*``), which
+stays the bound. ``DROPQ_POLL_EARLY=false`` keeps the fixed schedule always.
 """
 
 from __future__ import annotations
@@ -26,18 +27,16 @@ def next_poll(
 ) -> Followup:
     """The next look at a batch of ``count`` records, ``age_s`` old, looked at ``polls`` times.
 
-    An early look is marked so: when it comes due, it is made only if the budget still has room
-    (a slot just taken by another request is waited for); otherwise the batch goes back to the
-    schedule (``back_to_schedule``). The limiter is asked only when an early look would come first.
-    An interactive job's batch is looked at early whatever the budget: its looks take the limiter's
-    first lane (a few GETs, no credit), so a lone contact beside a backfill still comes back fast.
+    An early look is marked so: a bulk job's waits in the limiter's bulk line when it comes due, or goes
+    back to the schedule (``back_to_schedule``) when its turn would come later than that; an interactive
+    job's takes the first lane (a few GETs, no credit), so a lone contact beside a backfill comes back fast.
     """
     scheduled = rt.poll_schedule.next_delay_s(polls, age_s, rt.rng)
     if rt.settings.poll_early:
         early = early_delay_s(age_s, rt.processing.observed_s(count))
         if early is not None:
             early *= rt.rng.uniform(1 - EARLY_JITTER, 1 + EARLY_JITTER)
-            if early < scheduled and (interactive or rt.limiter.has_room()):
+            if early < scheduled:
                 return followup.poll(batch_id, seq, early, early=True)
     return followup.poll(batch_id, seq, scheduled)
 

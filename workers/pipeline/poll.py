@@ -48,11 +48,16 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     interactive = batch.lane == gcra.FIRST_LANE
     if early and not interactive:
-        # A spare slot now, or the schedule: a bulk job's early look never waits in line for a token a POST
-        # wants, and such looks never take more than half the rate (``RateLimiter.acquire_spare``).
-        token = rt.limiter.acquire_spare()
+        # A bulk job's early look waits in the bulk line with the backfill's POSTs (first come), each told its
+        # own time; told a time past its scheduled look, it goes back to the schedule (the first lane).
+        token = rt.limiter.acquire_waiting(
+            1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.BULK_LANE, request_id=f"look:{batch_id}:{seq}"
+        )
         if not token.allowed:
-            return [back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)]
+            scheduled = back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)
+            if token.retry_after_ms / 1000 >= scheduled.countdown_s:
+                return [scheduled]
+            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=True)]
     else:
         # A look the schedule planned (it may complete a batch), or an interactive job's: the first lane.
         token = rt.limiter.acquire_waiting(
