@@ -11,7 +11,8 @@ import click
 import redis
 
 from dropq.cli.checks import RUN_ERROR, USER_ERROR, CliError, settings_or_exit
-from dropq.dropcontact.records import identity_key, normalize_record
+from dropq.dropcontact.identities import identity_key
+from dropq.dropcontact.records import normalize_record
 from dropq.workers.cache import CacheError, ResultCache
 from dropq.workers.cache.stores import open_cache
 from dropq.workers.runtime import digest_key_for

@@ -1,6 +1,7 @@
 """The Dropcontact API, with no Celery: HTTP client, record model and batch rules, error types.
 
 Pure modules (no I/O, no clock): ``records`` (normalise, validate, measure),
+``identities`` (who a record is about), ``json_codec`` (the compact JSON of records and results),
 ``batching`` (pack batches as a stream), ``joining`` (results back to their
 rows), ``qualification`` (email qualifications as values), ``responses``
 (what the API's answers mean). The adapter: ``client`` (HTTP). The
@@ -25,6 +26,7 @@ from dropq.dropcontact.errors import (
     TransientError,
     UnexpectedResponseError,
 )
+from dropq.dropcontact.identities import identity_key
 from dropq.dropcontact.joining import JoinedRecord, JoinStatus, correlation_id_of, join_results
 from dropq.dropcontact.qualification import (
     EmailDomain,
@@ -42,7 +44,6 @@ from dropq.dropcontact.records import (
     PreparedRecord,
     Rejection,
     RejectionRule,
-    identity_key,
     normalize_record,
     prepare_record,
     prepare_records,

@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import unquote
 
 from dropq.dropcontact import json_codec
+from dropq.dropcontact.identities import identity_key, looks_like_email
 from dropq.errors import shown
 
 __all__ = [
@@ -56,8 +56,6 @@ __all__ = [
     "find_unknown_keys",
     "canonical_field",
     "validate_record",
-    "identity_key",
-    "person_of",
     "record_size_bytes",
     "to_json_bytes",
 ]
@@ -151,9 +149,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 _FIELD_BY_FOLDED_KEY: dict[str, str] = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
-_SPACES = re.compile(r"\s+")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 
 
 class RejectionRule(StrEnum):
@@ -289,10 +284,6 @@ def find_unknown_keys(raw: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(key) for key in raw if canonical_field(key) is None)
 
 
-def _looks_like_email(value: str) -> bool:
-    return _EMAIL.match(value) is not None
-
-
 def validate_record(record: Mapping[str, Any], *, index: int) -> list[Rejection]:
     """Check a normalised record against the documented input rules.
 
@@ -315,7 +306,7 @@ def validate_record(record: Mapping[str, Any], *, index: int) -> list[Rejection]
             message = f"record {index}: {name} must be at most {limit} characters, got {len(value)}: {shown(value)}"
             problems.append(Rejection(index, name, RejectionRule.FIELD_TOO_LONG, message))
     email = record.get("email")
-    if isinstance(email, str) and not _looks_like_email(email):
+    if isinstance(email, str) and not looks_like_email(email):
         message = f"record {index}: email must look like local@domain.tld, got {shown(email)}"
         problems.append(Rejection(index, "email", RejectionRule.INVALID_EMAIL, message))
     for name in ("linkedin", "company_linkedin"):
@@ -370,70 +361,6 @@ def record_size_bytes(payload: Mapping[str, Any]) -> int:
         Its length in bytes, as encoded by ``to_json_bytes``.
     """
     return len(to_json_bytes(payload))
-
-
-def _fold_text(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return _SPACES.sub(" ", plain.casefold()).strip()
-
-
-def _normalize_domain(url: str) -> str:
-    host = _SCHEME.sub("", url.strip().casefold())
-    host = re.split(r"[/?#]", host, maxsplit=1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
-    return host.removeprefix("www.").rstrip(".")
-
-
-def _normalize_linkedin(url: str) -> str:
-    text = _SCHEME.sub("", unquote(url).strip().casefold())
-    text = re.split(r"[?#]", text, maxsplit=1)[0].rstrip("/")
-    host, _, path = text.partition("/")
-    # The API rewrites profiles to www.linkedin.com/in/...; country hosts (fr.linkedin.com) are the same profile.
-    if host.endswith("linkedin.com"):
-        host = "linkedin.com"
-    return f"{host}/{path}" if path else host
-
-
-def person_of(payload: Mapping[str, Any]) -> str:
-    """The person a record names, folded (``"ada lovelace"``): first and last name, else full name; "" for none."""
-    first, last, full = (payload.get(name) for name in ("first_name", "last_name", "full_name"))
-    if isinstance(first, str) and isinstance(last, str) and first.strip() and last.strip():
-        return _fold_text(f"{first} {last}")
-    if isinstance(full, str) and full.strip():
-        return _fold_text(full)
-    return ""
-
-
-def identity_key(payload: Mapping[str, Any]) -> str | None:
-    """Return a stable key naming the person a record is about, for de-duplication.
-
-    In order of preference: the email, casefolded; the LinkedIn profile URL
-    without scheme, ``www.``, query or trailing slash; the person's name
-    (first and last, or full) with the company's domain, else its name.
-
-    Args:
-        payload: a normalised record.
-
-    Returns:
-        ``"email:…"``, ``"linkedin:…"`` or ``"name:…"``, or None when the
-        record names no person stably (e.g. a company alone).
-    """
-    email = payload.get("email")
-    if isinstance(email, str) and _looks_like_email(email.strip()):
-        return f"email:{email.strip().casefold()}"
-    linkedin = payload.get("linkedin")
-    if isinstance(linkedin, str) and "/" in linkedin.strip().rstrip("/"):
-        return f"linkedin:{_normalize_linkedin(linkedin)}"
-    person = person_of(payload)
-    if not person:
-        return None
-    website = payload.get("website")
-    if isinstance(website, str) and _normalize_domain(website):
-        return f"name:{person}@{_normalize_domain(website)}"
-    company = payload.get("company")
-    if isinstance(company, str) and company.strip():
-        return f"name:{person}|company:{_fold_text(company)}"
-    return None
 
 
 def _largest_field(payload: Mapping[str, Any]) -> str:

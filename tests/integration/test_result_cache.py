@@ -358,7 +358,8 @@ def test_a_produce_run_again_after_a_crash_counts_each_record_once_whatever_the_
     from celery import Celery
 
     from dropq.config.settings import from_env
-    from dropq.dropcontact.records import identity_key, normalize_record
+    from dropq.dropcontact.identities import identity_key
+    from dropq.dropcontact.records import normalize_record
     from dropq.workers.jobs.batch import SegmentCommit
     from dropq.workers.jobs.options import JobOptions
     from dropq.workers.pipeline.produce import produce_part

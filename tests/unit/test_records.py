@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dropq.dropcontact.identities import identity_key
 from dropq.dropcontact.records import (
     CORRELATION_FIELD,
     MAX_RECORD_BYTES,
@@ -15,7 +16,6 @@ from dropq.dropcontact.records import (
     RejectionRule,
     canonical_field,
     find_unknown_keys,
-    identity_key,
     normalize_record,
     prepare_record,
     prepare_records,

@@ -4,7 +4,7 @@ A record is answered from the cache when an earlier job asked the API the same
 question about the same person, and the answer is young enough:
 
 * *The same person* is the record's identity, as the job's de-duplication sees
-  it (``dropcontact.records.identity_key``): its email, else its LinkedIn
+  it (``dropcontact.identities.identity_key``): its email, else its LinkedIn
   profile, else its name with the company's domain or name. A record with none
   (a company alone) is never answered from the cache.
 * *The same question* also means the same options (``siren``, ``language``),
@@ -111,7 +111,7 @@ class Answer:
     fetched_ms: int
     # Why a not_found is one (only unusable addresses came back), as the API's answer said it.
     reason: str | None = None
-    # The person the record asked about named (``records.person_of``), "" for none: an email sent with
+    # The person the record asked about named (``identities.person_of``), "" for none: an email sent with
     # another person's name is another question (info@acme.com for John is not info@acme.com for Jane).
     asked: str = ""
 

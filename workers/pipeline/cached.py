@@ -18,8 +18,9 @@ from typing import Any
 
 import structlog
 
+from dropq.dropcontact.identities import identity_key, person_of
 from dropq.dropcontact.joining import JoinedRecord, credits_kept
-from dropq.dropcontact.records import PreparedRecord, identity_key, person_of
+from dropq.dropcontact.records import PreparedRecord
 from dropq.workers.cache import Answer, CacheError, cacheable, question_key
 from dropq.workers.jobs.options import JobOptions
 from dropq.workers.runtime import Runtime
