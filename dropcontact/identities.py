@@ -6,13 +6,22 @@ trailing slash) gets the same key; a record that names nobody stably (a company 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["identity_key", "person_of", "looks_like_email", "fold_text", "normalize_domain", "normalize_linkedin"]
+__all__ = [
+    "identity_key",
+    "person_of",
+    "looks_like_email",
+    "strip_accents",
+    "fold_text",
+    "normalize_domain",
+    "normalize_linkedin",
+]
 
 _SPACES = re.compile(r"\s+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -24,13 +33,25 @@ def looks_like_email(value: str) -> bool:
     return _EMAIL.match(value) is not None
 
 
+def strip_accents(text: str) -> str:
+    """``text`` decomposed (NFKD) without its combining marks: ``"Zoë"`` -> ``"Zoe"``, ``"ﬁ"`` -> ``"fi"``.
+
+    ASCII text is its own decomposition and has no marks: returned as is, without the per-character
+    pass (most names, keys and qualifications are ASCII, and that pass was most of their folding).
+    """
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 def fold_text(text: str) -> str:
     """Casefolded, accents and repeated spaces dropped: ``"  Zoë  DUPONT"`` -> ``"zoe dupont"``."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return _SPACES.sub(" ", plain.casefold()).strip()
+    return _SPACES.sub(" ", strip_accents(text).casefold()).strip()
 
 
+# Websites repeat (a company's, on each of its people's rows): each is normalised once (a bounded cache).
+@functools.lru_cache(maxsize=4096)
 def normalize_domain(url: str) -> str:
     """The host of a website, without scheme, ``www.``, port, path or credentials."""
     host = _SCHEME.sub("", url.strip().casefold())

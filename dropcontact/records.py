@@ -29,14 +29,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from dropq.dropcontact import json_codec
-from dropq.dropcontact.identities import identity_key, looks_like_email
+from dropq.dropcontact.identities import identity_key, looks_like_email, strip_accents
 from dropq.errors import shown
 
 __all__ = [
@@ -195,15 +194,14 @@ class PreparedRecord:
         return str(self.payload["custom_fields"][CORRELATION_FIELD])
 
 
-# Column names repeat on every row of an input: each is folded once (a bounded cache, so that an input
-# of ever new names costs memory for the last few only). It was 4% of a worker's CPU.
-@functools.lru_cache(maxsize=4096)
 def _fold_key(key: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", key)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return _NON_ALNUM.sub("", plain.casefold())
+    return _NON_ALNUM.sub("", strip_accents(key).casefold())
 
 
+# Column names repeat on every row of an input (and each is asked for twice, to map it and to report it
+# unknown): each is mapped once (a bounded cache, so that an input of ever new names costs memory for
+# the last few only). It was 4% of a worker's CPU.
+@functools.lru_cache(maxsize=4096)
 def canonical_field(key: str) -> str | None:
     """Return the documented field a column name stands for.
 

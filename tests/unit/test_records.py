@@ -336,3 +336,14 @@ def test_a_reason_names_a_few_unknown_fields_not_thousands() -> None:
     rejected = prepare_record(raw, correlation_id="0", index=0)
     assert isinstance(rejected, Rejection) and rejected.rule is RejectionRule.MISSING_IDENTIFIER
     assert "and 1995 more" in rejected.message and len(rejected.message) < 400
+
+
+@pytest.mark.parametrize("text", ["Zoë", "ﬁne", "Ångström", "plain ascii", "", "Łódź", "e\u0301"])
+def test_strip_accents_takes_the_ascii_shortcut_without_changing_any_answer(text: str) -> None:
+    """The ASCII fast path gives what the full decomposition gives."""
+    import unicodedata
+
+    from dropq.dropcontact.identities import strip_accents
+
+    full = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    assert strip_accents(text) == full
