@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Sequence
 
 import redis
@@ -31,6 +32,8 @@ __all__ = ["SeenRecords", "BUCKETS", "FIELD_BYTES", "bucket_keys", "forget"]
 
 BUCKETS = 1 << 16
 FIELD_BYTES = 10
+# A record as first_seen.lua reads it: key position, digest field, input index (big-endian).
+_RECORD = struct.Struct(f">I{FIELD_BYTES}sI")
 
 
 class SeenRecords:
@@ -50,21 +53,25 @@ class SeenRecords:
         self._script = load_script(client, "first_seen")
 
     def first_indexes(self, job_id: str, pairs: Sequence[tuple[str, int]]) -> list[int]:
-        """For each ``(identity_key, index)``, the index of the job's first record with that key."""
+        """For each ``(identity_key, index)``, the index of the job's first record with that key.
+
+        One call takes a window of records (produce asks 250 at a time): the script passes the buckets
+        they touch to one SADD, which Lua's stack bounds to a few thousand.
+        """
         if not pairs:
             return []
         positions: dict[int, int] = {}
-        triples: list[str | int | bytes] = []
+        records: list[bytes] = []
         for identity, index in pairs:
             # Identity keys are contact data (an email, a name): Redis keeps only a keyed digest of them.
             digest = hmac.new(self._key, identity.encode(), hashlib.sha256).digest()
             bucket = int.from_bytes(digest[:2], "big") % self._buckets
             position = positions.setdefault(bucket, len(positions) + 2)
-            triples += [position, digest[2 : 2 + FIELD_BYTES], index]
+            records.append(_RECORD.pack(position, digest[2 : 2 + FIELD_BYTES], index))
         buckets = list(positions)
         script_keys = [keys.job_seen_key(job_id), *(keys.job_seen_bucket_key(job_id, b) for b in buckets)]
-        args: list[str | int | bytes] = [self._ttl_s, len(buckets), *buckets, *triples]
-        return [int(i) for i in self._script(keys=script_keys, args=args)]
+        numbers = struct.pack(f">{len(buckets)}H", *buckets)
+        return [int(i) for i in self._script(keys=script_keys, args=[self._ttl_s, numbers, b"".join(records)])]
 
 
 def bucket_keys(client: redis.Redis, job_id: str) -> list[str]:
