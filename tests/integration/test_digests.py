@@ -49,4 +49,3 @@ def test_the_digest_key_is_the_secret_when_set_else_one_per_api_key() -> None:
     by_key = {digest_key_for(from_env({"DROPCONTACT_API_KEY": k})) for k in ("a", "b")}
     by_secret = digest_key_for(from_env({"DROPCONTACT_API_KEY": "a", "DROPQ_DIGEST_SECRET": "s"}))
     assert len(by_key) == 2 and by_secret == b"s" and b"a" not in by_key
-
