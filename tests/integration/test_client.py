@@ -474,3 +474,19 @@ def test_an_unknown_subscription_is_not_found(sandbox: Any) -> None:
             client.delete_subscription("does-not-exist")
         with pytest.raises(NotFoundError):
             client.update_subscription("does-not-exist", active=True)
+
+
+def test_the_environment_s_proxy_is_read_once_when_the_client_is_made(sandbox: Any, monkeypatch: Any) -> None:
+    """HTTP_PROXY taken at creation (a dead proxy: the call fails), NO_PROXY honoured, later changes not read."""
+    sandbox.configure(credits=7)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with DropcontactClient(sandbox.api_key, base_url=sandbox.url) as proxied:
+        monkeypatch.delenv("HTTP_PROXY")
+        with pytest.raises(NetworkError):
+            proxied.get_credits()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with DropcontactClient(sandbox.api_key, base_url=sandbox.url) as direct:
+        assert direct.get_credits() == 7
