@@ -67,8 +67,9 @@ def correlation_id_of(record: Mapping[str, Any]) -> str | None:
     Returns:
         The id as a string, or None when the record carries none.
     """
-    custom_fields = record.get("custom_fields") if isinstance(record, Mapping) else None
-    if not isinstance(custom_fields, Mapping):
+    # dict first: decoded JSON always is one, and the Mapping check (an ABC's) is ten times slower.
+    custom_fields = record.get("custom_fields") if isinstance(record, dict | Mapping) else None
+    if not isinstance(custom_fields, dict | Mapping):
         return None
     value = custom_fields.get(CORRELATION_FIELD)
     if isinstance(value, bool) or not isinstance(value, str | int):

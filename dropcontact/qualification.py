@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -118,11 +118,17 @@ class Qualification:
     kind: EmailKind
     domain: EmailDomain
     raw: str
+    # (kind rank, domain rank) for ``best_email``, None when not usable: computed once (enum hashing is slow).
+    rank: tuple[int, int] | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        kind, domain = _KIND_RANK.get(self.kind), _DOMAIN_RANK.get(self.domain)
+        object.__setattr__(self, "rank", None if kind is None or domain is None else (kind, domain))
 
     @property
     def is_usable(self) -> bool:
         """Tell whether an address so qualified is worth writing to at all."""
-        return self.kind in _KIND_RANK and self.domain in _DOMAIN_RANK
+        return self.rank is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +184,7 @@ def parse_emails(value: Any) -> list[EmailResult]:
         return []
     found: list[EmailResult] = []
     for item in value:
-        if isinstance(item, Mapping) and isinstance(item.get("email"), str) and item["email"].strip():
+        if isinstance(item, dict | Mapping) and isinstance(item.get("email"), str) and item["email"].strip():
             qualification = item.get("qualification")
             found.append(
                 EmailResult(
@@ -201,11 +207,11 @@ def best_email(emails: Iterable[EmailResult]) -> EmailResult | None:
     Returns:
         The best usable address, or None when there is none.
     """
-    usable = [
-        (_KIND_RANK[item.qualification.kind], _DOMAIN_RANK[item.qualification.domain], position, item)
-        for position, item in enumerate(emails)
-        if item.qualification.is_usable
-    ]
-    if not usable:
-        return None
-    return min(usable, key=lambda entry: entry[:3])[3]
+    best: EmailResult | None = None
+    best_rank: tuple[int, int] | None = None
+    for item in emails:
+        rank = item.qualification.rank
+        # Strictly better only: among equals, the API's own order (the first) wins.
+        if rank is not None and (best_rank is None or rank < best_rank):
+            best, best_rank = item, rank
+    return best
