@@ -13,7 +13,7 @@ after its first part, a single-contact job. Twice: as the baseline (the behaviou
 and early polls: the lone job ``priority="bulk"``, ``DROPQ_POLL_EARLY=false``,
 ``DROPQ_COALESCE_LINGER_S=0``) and with the defaults (``--env`` changes them). Printed per run:
 the lone job's time from its send to its finish, the backfill's contacts a second and its share
-of 60 requests a second (accepted requests over its run), 429s. Targets (issue 13): the lone job
+of 60 requests a second (accepted requests over its run), 429s, GETs per batch. Targets (issue 13): the lone job
 within 20 s, the backfill at 0.9 of 60 req/s or more.
 """
 
@@ -104,9 +104,11 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
     stats = sandbox.stats()
     accepted = sum(int(n) for n in stats["requests"].values()) - int(str(stats["rate_limited"]))  # type: ignore[union-attr]
     share = accepted / backfill_s / RATE
+    gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+    gets_per_batch = gets / max(1, int(str(stats["batches_received"])))
     return (
         f"{name:<30} {lone_s:>7.1f} {args.records / backfill_s:>10.0f} {share:>6.2f}"
-        f" {int(str(stats['rate_limited'])):>5} {backfill_s:>7.1f}"
+        f" {int(str(stats['rate_limited'])):>5} {backfill_s:>7.1f} {gets_per_batch:>5.2f}"
     )
 
 
@@ -130,7 +132,7 @@ def main() -> None:
     print(
         f"{args.records:,} contacts backfill, a lone contact {args.lone_after:g} s in, API {args.api_s:g} s", flush=True
     )
-    print(f"{'run':<30} {'lone s':>7} {'contacts/s':>10} {'/60':>6} {'429s':>5} {'wall s':>7}")
+    print(f"{'run':<30} {'lone s':>7} {'contacts/s':>10} {'/60':>6} {'429s':>5} {'wall s':>7} {'GET/b':>5}")
     with (
         EmbeddedRedis() as redis_server,
         tempfile.TemporaryDirectory(prefix="dropq-bench-backfill-") as folder,
