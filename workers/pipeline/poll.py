@@ -47,25 +47,24 @@ def poll_batch(rt: Runtime, batch_id: str, seq: int, *, early: bool = False) -> 
         return take_early_push(rt, batch_id)
     age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     interactive = batch.lane == gcra.FIRST_LANE
-    if early and not interactive:
-        # A bulk job's early look waits in the bulk line with the backfill's POSTs (first come), each told its
-        # own time; told a time past its scheduled look, it goes back to the schedule (the first lane).
-        token = rt.limiter.acquire_waiting(
-            1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.BULK_LANE, request_id=f"look:{batch_id}:{seq}"
-        )
-        if not token.allowed:
+    # A look the schedule planned (it may complete a batch), or an interactive job's: the first lane. A bulk
+    # job's early look waits in the bulk line with the backfill's POSTs (first come), each told its own time;
+    # told a time past its scheduled look, it goes back to the schedule (the first lane).
+    bulk_early = early and not interactive
+    token = rt.limiter.acquire_waiting(
+        1,
+        max_wait_ms=DEFAULT_INLINE_WAIT_MS,
+        lane=gcra.BULK_LANE if bulk_early else gcra.FIRST_LANE,
+        request_id=f"get:{batch_id}:{seq}",
+    )
+    if not token.allowed:
+        if bulk_early:
             scheduled = back_to_schedule(rt, batch_id, seq, batch.polls, age_s - batch.last_look_s)
             if token.retry_after_ms / 1000 >= scheduled.countdown_s:
                 return [scheduled]
-            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=True)]
-    else:
-        # A look the schedule planned (it may complete a batch), or an interactive job's: the first lane.
-        token = rt.limiter.acquire_waiting(
-            1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=gcra.FIRST_LANE, request_id=f"get:{batch_id}:{seq}"
-        )
-        if not token.allowed:
-            return [followup.poll(batch_id, seq, token.retry_after_ms / 1000)]
-        age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
+        return [followup.poll(batch_id, seq, token.retry_after_ms / 1000, early=bulk_early)]
+    # The token may have been waited for: the batch's age at the look.
+    age_s = max(0.0, (rt.now_ms() - batch.submitted_ms) / 1000)
     force = rt.poll_schedule.is_past_max_age(age_s)
     try:
         result = rt.client.fetch_results(batch.request_id, force=force)
