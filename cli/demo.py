@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from dropq.cli.checks import USER_ERROR, CliError
+from dropq.cli.output import EnrichResult
 from dropq.cli.progress import format_duration
-from dropq.cli.run import EnrichRequest, EnrichResult, run_enrich
+from dropq.cli.run import EnrichRequest, run_enrich
 from dropq.cli.signals import exit_status_of, interrupts_as_exceptions
 from dropq.workers.jobs.outcomes import STATUSES
 

@@ -14,12 +14,12 @@ import click
 import redis
 
 from dropq.cli.checks import RUN_ERROR, USER_ERROR, CliError
+from dropq.cli.output import EnrichResult
 from dropq.cli.run import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PART_SIZE,
     DEFAULT_PING_TIMEOUT_S,
     EnrichRequest,
-    EnrichResult,
     new_job_id,
     run_enrich,
 )

@@ -14,7 +14,7 @@ The run, in order:
 3. Wait: the job's outcome stream is moved into a local SQLite spool (and
    deleted from Redis) while a progress line shows the ledger.
 4. Write: the input is read again the same way; each row gets its outcome by
-   job index (unreadable rows: ``rejected`` with the line and why).
+   job index (unreadable rows: ``rejected`` with the line and why): ``cli.output``.
 
 Ctrl-C detaches without cancelling; the same command with ``--job-id`` attaches
 again (parts already received are not re-sent; the spool keeps what was read).
@@ -25,10 +25,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from array import array
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -49,7 +47,8 @@ from dropq.cli.checks import (
 )
 from dropq.cli.files import InputFile, InputRow, OutputFile, copy_stdin_to_temp, format_for_path
 from dropq.cli.local import LocalStack, client_app
-from dropq.cli.progress import JobProgress, RateMeter, format_duration
+from dropq.cli.output import EnrichResult, summary_lines, write_rows
+from dropq.cli.progress import JobProgress, RateMeter
 from dropq.cli.spool import OutcomeSpool, StreamCollector, private_folder, spool_path_for
 from dropq.config.celeryconfig import STAGES, queue_name
 from dropq.config.settings import Settings
@@ -60,14 +59,13 @@ from dropq.dropcontact.tabular import (
     contact_from_object,
     map_columns,
     parse_map_overrides,
-    reason_with_lines,
 )
 from dropq.workers import keys
 from dropq.workers.destinations.files import file_stem
 from dropq.workers.jobs.ledger import JobLedger, JobStatus
 from dropq.workers.jobs.options import is_valid_job_id
 
-__all__ = ["EnrichRequest", "EnrichResult", "run_enrich", "new_job_id", "synthetic_banner"]
+__all__ = ["EnrichRequest", "run_enrich", "new_job_id", "synthetic_banner"]
 
 # Contacts per dropq.enrich message: small messages, few of them.
 DEFAULT_PART_SIZE = 1000
@@ -130,22 +128,6 @@ class EnrichRequest:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
     quiet: bool = False
-
-
-@dataclass
-class EnrichResult:
-    """What a finished run produced."""
-
-    job_id: str
-    output: str
-    rows: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
-    sent: int = 0
-    unreadable: int = 0
-    credits_used: int = 0
-    elapsed_s: float = 0.0
-    synthetic: bool = False
-    status: JobStatus | None = None
 
 
 def new_job_id(now: datetime) -> str:
@@ -433,43 +415,7 @@ class _Run:
                          delimiter=source.delimiter or ",", escape_formulas=not self.req.raw_csv,
                          source=cached)  # fmt: skip
         result = EnrichResult(job_id=self.p.job_id, output=self._output_name(), synthetic=self.synthetic)
-        # The line of each job index, for reasons that name other records (4 bytes a row).
-        lines = array("L")
-        spooled = self.spool.in_order() if self.spool is not None else iter(())
-        current = next(spooled, None)
-
-        def line_of(index: int) -> int | None:
-            return lines[index] if 0 <= index < len(lines) else None
-
-        try:
-            for row in source.rows():
-                if not row.is_readable:
-                    outcome: dict[str, Any] = {"status": "rejected", "reason": row.error}
-                    result.unreadable += 1
-                else:
-                    index = len(lines)
-                    lines.append(row.line)
-                    while current is not None and current.index < index:
-                        current = next(spooled, None)
-                    if current is not None and current.index == index:
-                        outcome = current.as_outcome()
-                        reason = current.reason
-                    else:
-                        outcome = {"index": index, "status": "failed"}
-                        reason = "no outcome came back from the pipeline"
-                    if reason is not None:
-                        # The pipeline names records by job index ("record 12: ..."); a person reads lines.
-                        named = reason.startswith("record ")
-                        outcome["reason"] = (
-                            reason_with_lines(reason, line_of) if named else f"line {row.line}: {reason}"
-                        )
-                out.write(row, outcome)
-                result.counts[str(outcome["status"])] += 1
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
-        result.rows = out.rows_written
+        write_rows(source, self.spool, out, result)
         final = self.ledger.read(self.p.job_id)
         result.status = final
         result.credits_used = final.credits_used if final else 0
@@ -478,22 +424,9 @@ class _Run:
         if self.spool is not None:
             self.spool.remove()
             self.spool = None
-        self._print_summary(result)
+        for line in summary_lines(result, self.p.display_input):
+            _err(line)
         return result
-
-    def _print_summary(self, result: EnrichResult) -> None:
-        if not result.rows:
-            _err(f"done: {self.p.display_input} has no rows after its header, so nothing was sent and no credit "
-                 f"used; the output ({result.output}) holds the header only")  # fmt: skip
-            return
-        counts = ", ".join(f"{status.replace('_', ' ')} {n:,}" for status, n in sorted(result.counts.items()))
-        _err(f"done in {format_duration(result.elapsed_s)}: {result.rows:,} rows ({counts}); "
-             f"{result.credits_used:,} credits used; output: {result.output}")  # fmt: skip
-        if result.status is not None and result.status.cached:
-            _err(f"{result.status.cached:,} rows answered from the result cache: "
-                 f"{result.status.credits_saved:,} credits saved")  # fmt: skip
-        if self.synthetic:
-            _err("(synthetic results from the dropq sandbox, not from Dropcontact)")
 
     # -- messages ----------------------------------------------------------------------------------------------
 
