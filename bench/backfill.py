@@ -56,6 +56,50 @@ def _parts(records: int) -> list[dict[str, object]]:
     return parts
 
 
+class Timeline:
+    """The sandbox's requests over time, sampled every second: POSTs, GETs and 429s a second, batches in flight."""
+
+    def __init__(self, sandbox: Sandbox, client: redis.Redis) -> None:
+        self.sandbox = sandbox
+        self.client = client
+        self.ledger = JobLedger(client, ttl_s=3600)
+        self.samples: list[tuple[float, int, int, int, int, int, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(1.0):
+            stats = self.sandbox.stats()
+            gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+            job = self.ledger.read("backfill")
+            self.samples.append((
+                time.monotonic() - started, int(str(stats["batches_received"])), gets,
+                int(str(stats["rate_limited"])), int(str(stats["batches_completed"])),
+                job.received if job else 0, job.batches - job.batches_submitted if job else 0,
+                job.batches_submitted - job.batches_done if job else 0,
+            ))  # fmt: skip
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def print(self, every_s: int) -> None:
+        """A line per ``every_s`` seconds: POST/s, GET/s, both over 60, 429s, batches the API is processing;
+        the backfill's contacts received, its batches not yet POSTed, and POSTed but not done."""
+        print(f"  {'t s':>5} {'POST/s':>7} {'GET/s':>6} {'/60':>5} {'429':>4} {'api':>5} {'recv k':>6}"
+              f" {'to POST':>7} {'to GET':>6}")  # fmt: skip
+        for before, after in zip(self.samples[::every_s], self.samples[every_s::every_s], strict=False):
+            span = after[0] - before[0]
+            posts, gets = (after[1] - before[1]) / span, (after[2] - before[2]) / span
+            print(
+                f"  {after[0]:>5.0f} {posts:>7.1f} {gets:>6.1f} {(posts + gets) / RATE:>5.2f}"
+                f" {after[3] - before[3]:>4} {after[1] - after[4]:>5} {after[5] / 1000:>6.0f}"
+                f" {after[6]:>7} {after[7]:>6}"
+            )
+
+
 def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: EmbeddedRedis, sandbox: Sandbox,
         folder: Path, parts: list[dict[str, object]]) -> str:  # fmt: skip
     """One backfill and one lone contact through a fresh ``dropq worker``; the printed line."""
@@ -73,6 +117,7 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
     worker = DropqWorker(env, folder / f"{name}.log").start()
     app = client_app(redis_server.url)
     ledger = JobLedger(client, ttl_s=3600)
+    timeline = Timeline(sandbox, client) if args.timeline else None
     try:
         started = time.time()
         sender = threading.Thread(
@@ -96,9 +141,13 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
             if backfill_s is None and backfill is not None and backfill.is_finished:
                 backfill_s = backfill.finished_ms / 1000 - started
     finally:
+        if timeline is not None:
+            timeline.stop()
         app.close()
         worker.stop()
         client.close()
+    if timeline is not None:
+        timeline.print(args.timeline)
     if lone_s is None or backfill_s is None:
         return f"{name:<30} did not finish within {args.timeout:.0f} s"
     stats = sandbox.stats()
@@ -123,6 +172,7 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="the most a run may take, seconds")
     parser.add_argument("--env", default="", help="settings for the defaults run, NAME=VALUE,NAME=VALUE")
+    parser.add_argument("--timeline", type=int, default=0, help="print the requests over time, a line per N seconds")
     parser.add_argument("--no-baseline", action="store_true", help="only the defaults run")
     parser.add_argument(
         "--sandbox-process", action="store_true",
