@@ -17,6 +17,7 @@ from tests.unit.test_limiter_store import (
     FEEDBACK_POLICY,
     FEEDBACK_TABLE,
     LINE_TABLE,
+    MISSED_LINE_TABLE,
     ROUNDING_POLICY,
     ROUNDING_TABLE,
     TABLE_POLICY,
@@ -42,6 +43,11 @@ def test_redis_store_follows_the_acquire_table(
 def test_redis_store_follows_the_line_table(redis_client: redis.Redis) -> None:
     """acquire.lua's reservations, lines and lanes give the same decisions as the specification at every step."""
     run_line_table(RedisStore(redis_client), LINE_TABLE, base_ms=1_700_000_000_000)
+
+
+def test_redis_store_follows_the_missed_line_table(redis_client: redis.Redis) -> None:
+    """acquire.lua lets a request that missed its slot ask as one due in line, as the specification does."""
+    run_line_table(RedisStore(redis_client), MISSED_LINE_TABLE, base_ms=1_700_000_000_000)
 
 
 def test_redis_store_follows_the_cooldown_line_table(redis_client: redis.Redis) -> None:

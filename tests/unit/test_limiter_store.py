@@ -212,12 +212,31 @@ COOLDOWN_LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
 ]
 
 
+# w2 misses the slot it held (150) and asks again at 165 ("!": missed=True): as one due in line it takes the
+# next free slot (300), where a newcomer would be promised the end of the line (500, back at 400).
+MISSED_LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
+    (0, "bulk", "w0", 150, Decision(True, 0)),  # next slot at 100
+    (0, "bulk", "w1", 150, Decision(True, 0, 50)),
+    (0, "bulk", "w2", 150, Decision(True, 0, 150)),  # slot 200, from 150
+    (0, "bulk", "w3", 150, Decision(False, 200)),  # promised 300
+    (0, "bulk", "w4", 150, Decision(False, 300)),  # promised 400
+    (165, "bulk", "w2!", 150, Decision(True, 0, 85)),  # missed 150: slot 300, not the end of the line
+    (200, "bulk", "w3", 150, Decision(True, 0, 150)),  # back on time: one slot later than promised, in reach
+    (300, "bulk", "w4", 150, Decision(True, 0, 150)),
+    (400, "bulk", "n1", 150, Decision(True, 0, 150)),
+    (400, "bulk", "n2!", 150, Decision(False, 200)),  # "missed" but beyond reach: the end of the line (700)
+]
+
+
 def run_line_table(store: LimiterStore, table: list[tuple[int, str, str, int, Decision]], base_ms: int = 0) -> None:
-    """Play a line table on ``store``; every decision must be the tabled one."""
+    """Play a line table on ``store``; every decision must be the tabled one (an id ending in ! missed its slot)."""
     got = [
-        store.acquire("acct", TABLE_POLICY, 1, now_ms=base_ms + now, lane=lane, request_id=rid, horizon_ms=h).decision
+        store.acquire(
+            "acct", TABLE_POLICY, 1, now_ms=base_ms + now, lane=lane, request_id=rid.rstrip("!"), horizon_ms=h,
+            missed=rid.endswith("!"),
+        ).decision
         for now, lane, rid, h, _ in table
-    ]
+    ]  # fmt: skip
     assert got == [decision for *_, decision in table]
 
 
@@ -231,6 +250,16 @@ def test_waiters_during_a_cooldown_are_promised_slots_after_it() -> None:
     store = MemoryStore(clock_ms=lambda: 0)
     store.report_429("acct", TABLE_POLICY, 1_000, 0, now_ms=0)
     run_line_table(store, COOLDOWN_LINE_TABLE)
+
+
+def test_a_request_that_missed_its_slot_asks_again_as_one_due_in_line() -> None:
+    """A few milliseconds late at its slot, a request takes the next free one instead of the whole line's wait."""
+    run_line_table(MemoryStore(clock_ms=lambda: 0), MISSED_LINE_TABLE)
+    newcomer = MemoryStore(clock_ms=lambda: 0)
+    run_line_table(newcomer, MISSED_LINE_TABLE[:5])
+    assert newcomer.acquire(
+        "acct", TABLE_POLICY, 1, now_ms=165, lane="bulk", request_id="w2", horizon_ms=150
+    ).decision == Decision(False, 235)  # fmt: skip
 
 
 def test_a_crowd_of_waiters_asks_about_once_per_grant() -> None:
@@ -269,9 +298,41 @@ def test_a_reserved_slot_is_not_used_when_missed_or_when_a_cooldown_began_meanwh
     assert on_time.decision == Decision(True, 0, 50)
     assert limiter.hold(on_time, clock.sleep, seconds) == Decision(True, 0)
     assert clock.now_ms == 1_050
-    missed = limiter.reserve(clock=seconds)  # 1200, from 1150
+    missed = limiter.reserve(max_wait_ms=100, clock=seconds)  # 1200, from 1150: no budget left after it
     clock.sleep(0.1 + (gcra.LATE_SEND_MS + 1) / 1000)  # the preparation took the thread past its slot
     assert limiter.hold(missed, clock.sleep, seconds) == Decision(False, 0)
+    assert clock.now_ms == 1_161
+    # With budget left, the slot missed is asked for again at once: the next one.
+    again = limiter.reserve(clock=seconds)  # 1300, from 1250
+    clock.sleep((89 + gcra.LATE_SEND_MS + 1) / 1000)
+    assert limiter.hold(again, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_350  # slot 1400, from 1350
     cooled = limiter.reserve(clock=seconds)
     limiter.report_429(retry_after_s=2)
     assert limiter.hold(cooled, clock.sleep, seconds) == Decision(False, 2_000 - cooled.decision.delay_ms)
+
+
+def test_a_promise_the_budget_cannot_reach_is_refused_at_once_not_asked_for_again_and_again() -> None:
+    """A line's slot 300 ms away, 250 ms of budget: the refusal comes back at once, with the time to return.
+
+    Slept until its return time (200 ms), the request would have 50 ms of horizon left for a slot 100 ms
+    after it: refused again, promised the same slot, told to come back in 1 ms, until the budget ran out.
+    """
+    clock = FakeClock(1_000)
+    policy = LimiterPolicy(10, safety_margin=1.0, tolerance_us=30_000)
+    limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=policy)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire(cost=3).allowed  # the next slot: 1300, usable from 1270
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        clock.sleep(s)
+
+    refused = limiter.reserve(max_wait_ms=250, sleep=sleep, lane=gcra.FIRST_LANE, request_id="r", clock=seconds)
+    assert refused.decision == Decision(False, 200)  # back at 1200, LINE_LEAD_MS before its slot
+    assert sleeps == []
+    clock.sleep(0.2)  # re-enqueued with that countdown: back with a whole budget
+    back = limiter.reserve(max_wait_ms=250, sleep=sleep, lane=gcra.FIRST_LANE, request_id="r", clock=seconds)
+    assert back.decision == Decision(True, 0, 70)
+    assert sleeps == []

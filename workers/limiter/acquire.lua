@@ -16,6 +16,8 @@
 -- ARGV[6]  lane                  "first" or "bulk"; anything else: no lane (the limiter alone)
 -- ARGV[7]  request id            the same over a request's retries; empty: not in any line
 -- ARGV[8]  horizon_us            how far ahead a slot may be reserved (0: only a slot open now)
+-- ARGV[9]  missed                "1": the request held a slot and missed it (its thread woke too late);
+--                                it asks again as one due in line, not as a newcomer (empty: no)
 --
 -- Reservation: a request whose slot opens within the horizon takes it now and is told how long to wait
 -- before sending (delay_ms); it does not ask again, so a crowd of requests never races for each slot.
@@ -28,7 +30,9 @@
 -- the next free slot within the horizon, or is promised one at the end of the line again. A request that
 -- comes before its return time keeps its place (told the time left), unless a slot is free before the
 -- next promise still to come, which any request may take (a gap nobody was promised). Bulk requests
--- neither reserve nor fill gaps while the first lane has a request in line: it goes first.
+-- neither reserve nor fill gaps while the first lane has a request in line: it goes first. A request
+-- that missed the slot it held asks again as one due in line: the next free slot within its horizon, not
+-- the end of the line (which would cost it the whole line's wait for a few milliseconds of lateness).
 --
 -- Returns {allowed (1|0), retry_after_ms (0 when allowed), clock_us (the time the decision used),
 --          delay_ms (when allowed: the wait before sending, 0 = now)}.
@@ -98,6 +102,9 @@ end
 local promised = nil
 if line then
   promised = tonumber(redis.call('ZSCORE', line, rid))
+  if promised == nil and ARGV[9] == '1' then
+    promised = now_us
+  end
 end
 local first_waits = lane == 'bulk' and redis.call('ZCARD', KEYS[4]) > 0
 local early = promised ~= nil and now_us < promised - LINE_LEAD_US

@@ -54,6 +54,7 @@ _US_PER_S = 1_000_000
 FIRST_LANE = "first"
 BULK_LANE = "bulk"
 NO_LANE = ""
+LANES = (FIRST_LANE, BULK_LANE)
 # A request in line is told to come back this long before its promised slot: its reservation then
 # absorbs the lateness of its message (a countdown) and of the requests before it.
 LINE_LEAD_MS = 100

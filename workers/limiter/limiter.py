@@ -37,6 +37,9 @@ __all__ = ["RateLimiter", "Reservation", "DEFAULT_INLINE_WAIT_MS"]
 # so it never uses the retries that real errors (5xx, timeouts) are allowed.
 DEFAULT_INLINE_WAIT_MS = 250
 
+# A slot ``hold`` missed is asked for again inline this many times at most (while the budget lasts).
+MISSED_SLOT_ASKS = 3
+
 _log = structlog.get_logger(__name__)
 
 
@@ -48,11 +51,15 @@ class Reservation:
         decision: the limiter's answer.
         send_at: when the slot opens, on the reserving clock (seconds).
         budget_ms: the inline wait left after the slot's.
+        cost, lane, request_id: what was asked, to ask again for a slot ``hold`` missed.
     """
 
     decision: Decision
     send_at: float = 0.0
     budget_ms: int = 0
+    cost: int = 1
+    lane: str = gcra.NO_LANE
+    request_id: str = ""
 
 
 class RateLimiter:
@@ -97,13 +104,22 @@ class RateLimiter:
         return self.acquire_grant(cost, lane=lane, request_id=request_id).decision
 
     def acquire_grant(
-        self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "", horizon_ms: int = 0
+        self,
+        cost: int = 1,
+        *,
+        lane: str = gcra.NO_LANE,
+        request_id: str = "",
+        horizon_ms: int = 0,
+        missed: bool = False,
     ) -> Grant:
-        """Like ``acquire`` (a slot within ``horizon_ms``: ``Decision.delay_ms``), with the store's clock reading."""
+        """Like ``acquire`` (a slot within ``horizon_ms``: ``Decision.delay_ms``), with the store's clock reading.
+
+        ``missed``: the request held a slot and missed it; in line, it asks as one due, not as a newcomer.
+        """
         if not isinstance(cost, int) or cost < 1:
             raise ValueError(f"cost must be a positive integer, got {cost!r}")
         return self.store.acquire(
-            self.account, self.policy, cost, lane=lane, request_id=request_id, horizon_ms=horizon_ms
+            self.account, self.policy, cost, lane=lane, request_id=request_id, horizon_ms=horizon_ms, missed=missed
         )
 
     def reserve(
@@ -115,6 +131,7 @@ class RateLimiter:
         lane: str = gcra.NO_LANE,
         request_id: str = "",
         clock: Callable[[], float] = time.monotonic,
+        missed: bool = False,
     ) -> Reservation:
         """Take a slot that opens within ``max_wait_ms`` (sleeping through short refusals), without waiting for it.
 
@@ -131,6 +148,7 @@ class RateLimiter:
             lane: the request's lane (``acquire``).
             request_id: the request's id in line, the same over its messages (one is made when empty).
             clock: seconds, monotonic; the slot's time is told on it.
+            missed: asking again for a slot this request held and missed (``hold`` does).
 
         Returns:
             The reservation, or the refusal whose wait did not fit in the budget.
@@ -140,10 +158,19 @@ class RateLimiter:
         request_id = request_id or uuid.uuid4().hex
         while True:
             horizon = max(0, min(horizon_ms, budget_ms))
-            decision = self.acquire_grant(cost, lane=lane, request_id=request_id, horizon_ms=horizon).decision
+            decision = self.acquire_grant(
+                cost, lane=lane, request_id=request_id, horizon_ms=horizon, missed=missed
+            ).decision
             if decision.allowed:
-                return Reservation(decision, clock() + decision.delay_ms / 1000, budget_ms - decision.delay_ms)
-            if decision.retry_after_ms > budget_ms:
+                return Reservation(
+                    decision, clock() + decision.delay_ms / 1000, budget_ms - decision.delay_ms, cost, lane, request_id
+                )
+            # Back after the wait, the request needs a horizon that reaches its slot: a line's promise is
+            # LINE_LEAD_MS after the return time, any other slot ``horizon_ms``. A budget that would be too
+            # short by then gives the refusal now (the caller re-enqueues with it), instead of asking again
+            # and again as the horizon shrinks with the budget.
+            reach_ms = gcra.LINE_LEAD_MS if lane in gcra.LANES else horizon_ms
+            if decision.retry_after_ms + min(reach_ms, horizon_ms) > budget_ms:
                 return Reservation(decision)
             budget_ms -= decision.retry_after_ms
             sleep(decision.retry_after_ms / 1000)
@@ -156,27 +183,40 @@ class RateLimiter:
     ) -> Decision:
         """Wait until a reserved slot opens; then go, unless it was missed or a cooldown began meanwhile.
 
+        A slot missed by more than ``gcra.LATE_SEND_MS`` (the thread woke late, or the preparation took that
+        long) is not used: sent late, the request would reach the API too close to the next one. While the
+        reservation's budget lasts, the request asks again at once as one due in line (the next free slot,
+        not the end of the line), up to ``MISSED_SLOT_ASKS`` times.
+
         Returns:
-            ``Decision(True, 0)``: send now. A refusal: the reservation's own; a cooldown's (``retry_after_ms``
-            its time left); or ``Decision(False, 0)``, a slot missed by more than ``gcra.LATE_SEND_MS`` (the
-            thread woke late, or the preparation took that long), to be asked for again at once.
+            ``Decision(True, 0)``: send now. A refusal: the reservation's own, or the one asked again for;
+            a cooldown's (``retry_after_ms`` its time left); or ``Decision(False, 0)``, slots missed with
+            no budget left to ask again inline (the caller asks again at once, e.g. re-enqueued).
         """
-        decision = reservation.decision
-        if not decision.allowed:
-            return decision
-        wait_s = reservation.send_at - clock()
-        if wait_s > 0:
-            sleep(wait_s)
-        late_ms = (clock() - reservation.send_at) * 1000
-        if decision.delay_ms > 0:
-            # Time passed since the grant: a 429 meanwhile started a cooldown the slot is not exempt from.
-            cooldown_ms = self.state().cooldown_ms
-            if cooldown_ms > 0:
-                return Decision(False, cooldown_ms)
-        if late_ms > gcra.LATE_SEND_MS:
+        for _ in range(MISSED_SLOT_ASKS + 1):
+            decision = reservation.decision
+            if not decision.allowed:
+                return decision
+            wait_s = reservation.send_at - clock()
+            if wait_s > 0:
+                sleep(wait_s)
+            late_ms = (clock() - reservation.send_at) * 1000
+            if decision.delay_ms > 0:
+                # Time passed since the grant: a 429 meanwhile started a cooldown the slot is not exempt from.
+                cooldown_ms = self.state().cooldown_ms
+                if cooldown_ms > 0:
+                    return Decision(False, cooldown_ms)
+            if late_ms <= gcra.LATE_SEND_MS:
+                return Decision(True, 0)
             _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
-            return Decision(False, 0)
-        return Decision(True, 0)
+            budget_ms = reservation.budget_ms - math.ceil(late_ms)
+            if budget_ms <= 0:
+                break
+            reservation = self.reserve(
+                reservation.cost, budget_ms, sleep, lane=reservation.lane, request_id=reservation.request_id,
+                clock=clock, missed=True,
+            )  # fmt: skip
+        return Decision(False, 0)
 
     def acquire_waiting(
         self,
@@ -195,14 +235,8 @@ class RateLimiter:
         Returns:
             An allowed decision (send now), or the refusal whose wait did not fit in the budget.
         """
-        request_id = request_id or uuid.uuid4().hex
-        budget_ms = max_wait_ms
-        while True:
-            reservation = self.reserve(cost, budget_ms, sleep, lane=lane, request_id=request_id, clock=clock)
-            decision = self.hold(reservation, sleep, clock)
-            if decision.allowed or decision.retry_after_ms > 0 or reservation.budget_ms <= 0:
-                return decision
-            budget_ms = reservation.budget_ms
+        reservation = self.reserve(cost, max_wait_ms, sleep, lane=lane, request_id=request_id, clock=clock)
+        return self.hold(reservation, sleep, clock)
 
     def report_429(self, retry_after_s: float | None = None) -> int:
         """Record a 429 that got through: start the shared cooldown, lower the rate (once per episode).

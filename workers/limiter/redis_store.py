@@ -49,6 +49,7 @@ class RedisStore:
         lane: str = gcra.NO_LANE,
         request_id: str = "",
         horizon_ms: int = 0,
+        missed: bool = False,
     ) -> Grant:
         """Take a slot now or within ``horizon_ms``, or say when to come back (``acquire.lua``)."""
         script_keys = [
@@ -66,7 +67,7 @@ class RedisStore:
             _arg(now_ms),
         ]
         allowed, retry_after_ms, clock_us, delay_ms = self._acquire(
-            keys=script_keys, args=[*args, lane, request_id, int(horizon_ms) * 1000]
+            keys=script_keys, args=[*args, lane, request_id, int(horizon_ms) * 1000, "1" if missed else ""]
         )
         return Grant(Decision(bool(allowed), int(retry_after_ms), int(delay_ms)), int(clock_us))
 

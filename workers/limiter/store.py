@@ -76,8 +76,12 @@ class LimiterStore(Protocol):
         lane: str = gcra.NO_LANE,
         request_id: str = "",
         horizon_ms: int = 0,
+        missed: bool = False,
     ) -> Grant:
-        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id)."""
+        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id).
+
+        ``missed``: the request held a slot and missed it; it asks as one due in line, not as a newcomer.
+        """
         ...
 
     def report_429(
@@ -136,8 +140,12 @@ class MemoryStore:
         lane: str = gcra.NO_LANE,
         request_id: str = "",
         horizon_ms: int = 0,
+        missed: bool = False,
     ) -> Grant:
-        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id)."""
+        """Take a slot now or within ``horizon_ms``, or say when to come back (in line, with a request id).
+
+        ``missed``: the request held a slot and missed it; it asks as one due in line, not as a newcomer.
+        """
         now_ms = self._clock_ms() if now_ms is None else now_ms
         now_us = now_ms * 1000
         lead_us, grace_us = gcra.LINE_LEAD_MS * 1000, gcra.LINE_GRACE_MS * 1000
@@ -165,6 +173,8 @@ class MemoryStore:
             assert until_ms is not None
             send_at = max(send_at, until_ms * 1000)
         promised = line.get(request_id) if line is not None else None
+        if promised is None and missed and line is not None:
+            promised = now_us
         first_waits = lane == gcra.BULK_LANE and bool(lines[gcra.FIRST_LANE])
         early = promised is not None and now_us < promised - lead_us
 
