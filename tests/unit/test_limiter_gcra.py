@@ -94,14 +94,14 @@ def test_delay_ms_draws_its_jitter_from_the_given_rng() -> None:
     [
         (0, 0, 10_000, 1),
         (1, 5_000, 6_000, 2),  # soon after the last cooldown: consecutive
-        (3, 5_000, 35_000, 1),  # 30 s later: counted from 1 again
+        (3, 5_000, 10_000, 1),  # 5 s later: counted from 1 again
     ],
 )
 def test_consecutive_429s_are_counted_until_a_quiet_period(
     strikes: int, until_ms: int, now_ms: int, expected: int
 ) -> None:
     """A 429 shortly after a cooldown ended escalates; one after a quiet period starts over."""
-    assert gcra.next_strikes(strikes, until_ms, now_ms, 30_000) == expected
+    assert gcra.next_strikes(strikes, until_ms, now_ms, gcra.DEFAULT_STRIKE_RESET_MS) == expected
 
 
 @pytest.mark.parametrize("rate", [2, 10, 50, 60, 100, 1000])

@@ -48,11 +48,13 @@ ROUNDING_TABLE: list[tuple[int, int, bool, int]] = [
 FEEDBACK_POLICY = LimiterPolicy(10, safety_margin=1.0)
 # (now_ms, server_wait_ms, jitter_ppm) -> Cooldown(wait_ms, strikes, factor_ppm), in order.
 FEEDBACK_TABLE: list[tuple[int, int | None, int, Cooldown]] = [
-    (0, None, 0, Cooldown(500, 1, 700_000)),  # first 429: 0.5..1 s, rate down to 70%
-    (100, None, PPM, Cooldown(400, 1, 702_000)),  # an in-flight 429 of the same episode changes nothing
-    (200, 3_000, 0, Cooldown(3_000, 1, 704_000)),  # ...but a longer server wait extends the cooldown
-    (3_200, None, PPM, Cooldown(2_000, 2, 534_800)),  # right after: consecutive, doubled, rate down again
-    (40_000, None, PPM // 2, Cooldown(750, 1, 700_000)),  # after a quiet period: from 1 again, rate had recovered
+    (0, None, 0, Cooldown(500, 1, 900_000)),  # first 429: 0.5..1 s, rate down to 90%
+    (100, None, PPM, Cooldown(400, 1, 902_000)),  # an in-flight 429 of the same episode changes nothing
+    (200, 3_000, 0, Cooldown(3_000, 1, 904_000)),  # ...but a longer server wait extends the cooldown
+    (3_200, None, PPM, Cooldown(2_000, 2, 867_600)),  # right after: consecutive, doubled, rate down again
+    (40_000, None, PPM // 2, Cooldown(750, 1, 900_000)),  # after a quiet period: from 1 again, rate had recovered
+    (44_000, None, 0, Cooldown(1_000, 2, 882_000)),  # 3.25 s after that cooldown: consecutive
+    (50_000, None, 0, Cooldown(500, 1, 900_000)),  # 5 s after it: a new episode, not a doubled cooldown
 ]
 
 
@@ -97,9 +99,9 @@ def test_a_cooldown_refuses_every_acquire_until_it_ends() -> None:
     store.report_429("acct", TABLE_POLICY, 2_000, 0)
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=10_500).decision == Decision(False, 1_500)
     assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(True, 0)
-    # factor 0.7 + 2 s * 2%/s = 0.74: interval 135.136 ms, minus 50 ms tolerance
-    assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(False, 86)
-    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(740_000, 0, 1, 135)
+    # factor 0.9 + 2 s * 2%/s = 0.94: interval 106.383 ms, minus 50 ms tolerance
+    assert store.acquire("acct", TABLE_POLICY, 1, now_ms=12_000).decision == Decision(False, 57)
+    assert store.state("acct", TABLE_POLICY, now_ms=12_000) == LimiterState(940_000, 0, 1, 106)
 
 
 def test_accounts_do_not_share_state() -> None:
@@ -200,15 +202,15 @@ LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
     (2_102, "", "", 0, Decision(False, 248)),  # no lane: the bucket alone
 ]
 
-# After a 429 with a server wait of 1 s at 0 (the rate down to 70%: a slot every 143 ms), waiters are
+# After a 429 with a server wait of 1 s at 0 (the rate down to 90%: a slot every 111 ms), waiters are
 # promised slots after the cooldown, each its own.
 COOLDOWN_LINE_TABLE: list[tuple[int, str, str, int, Decision]] = [
     (0, "bulk", "c1", 150, Decision(False, 900)),  # promised 1000, the cooldown's end
-    (0, "bulk", "c2", 150, Decision(False, 1_043)),  # promised 1143
+    (0, "bulk", "c2", 150, Decision(False, 1_012)),  # promised 1111
     (0, "", "", 0, Decision(False, 1_000)),
-    (500, "bulk", "c2", 150, Decision(False, 543)),  # early: keeps its place
+    (500, "bulk", "c2", 150, Decision(False, 512)),  # early: keeps its place
     (900, "bulk", "c1", 150, Decision(True, 0, 100)),  # reserves 1000: sends once the cooldown is over
-    (1_000, "bulk", "c2", 150, Decision(True, 0, 90)),  # early, nobody due before it: the next slot (1139)
+    (1_000, "bulk", "c2", 150, Decision(True, 0, 59)),  # early, nobody due before it: the next slot (1109)
 ]
 
 
