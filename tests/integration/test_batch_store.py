@@ -49,6 +49,20 @@ def test_a_batch_marked_in_doubt_is_claimed_in_doubt(store: BatchStore) -> None:
     assert store.claim("j/0/0", seq=1, now_ms=50_000, lease_until_ms=95_000)[:2] == (1, True)  # lease expired
 
 
+def test_a_claim_given_back_unsent_leaves_the_doubt_it_found(store: BatchStore) -> None:
+    """submit claims before its rate slot; a slot missed gives the claim back, and no re-POST is counted for it."""
+    claimed, in_doubt = store.claim("j/0/0", seq=0, now_ms=1_000, lease_until_ms=46_000)
+    store.transition("j/0/0", (BatchState.POSTING,), seq=claimed, to=BatchState.PENDING, lease_until_ms=0,
+                     in_doubt=int(in_doubt))  # fmt: skip
+    assert store.claim("j/0/0", seq=0, now_ms=2_000, lease_until_ms=47_000) == (0, False)  # at once, not in doubt
+    # A claim that found the batch in doubt (its worker died inside the POST) gives the doubt back with it.
+    claimed, in_doubt = store.claim("j/0/0", seq=0, now_ms=47_001, lease_until_ms=90_000)
+    assert in_doubt
+    store.transition("j/0/0", (BatchState.POSTING,), seq=claimed, to=BatchState.PENDING, lease_until_ms=0,
+                     in_doubt=int(in_doubt))  # fmt: skip
+    assert store.claim("j/0/0", seq=0, now_ms=48_000, lease_until_ms=93_000) == (0, True)
+
+
 def test_a_stale_seq_cannot_claim(store: BatchStore) -> None:
     """A message whose seq is behind the batch's stops there."""
     store.transition("j/0/0", (BatchState.PENDING,), bump=True)

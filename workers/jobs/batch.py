@@ -23,6 +23,9 @@ lease; the ``request_id`` is written the moment the API answers. A worker
 that finds ``posting`` with an expired lease knows the previous attempt died
 between the POST and that write (the one unavoidable window) and counts the
 re-POST in the job's ``resubmitted``. Leases and deadlines are in Redis time.
+The claim is taken before the request's rate slot opens, so that the POST
+follows the slot at once; a claim whose slot is then missed is given back
+(``posting`` -> ``pending``, with the doubt the claim found).
 
 Every script that writes a batch also keeps its watch (``jobs.watchdog``):
 a new batch is watched from its commit, a closed one hands over to its

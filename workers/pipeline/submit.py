@@ -17,6 +17,8 @@ reset connection, a gateway's 502/504/524) is marked in doubt and sent again.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 
 from dropq.config.settings import MISSING_API_KEY_REASON
@@ -115,9 +117,11 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
     if not credit.allowed:
         return _requeue(batch, credit)
     # The slot first (in the limiter's line by its batch and step: re-enqueued with the wait it is told, it
-    # keeps its place), then the body while the slot comes, then the POST at the slot: a refused POST costs
-    # no body, and the claim's small round trip is all that stands between the slot and the send. An
-    # interactive job's POST takes the first lane: a backfill's crowd of POSTs does not stand before it.
+    # keeps its place), then the body and the claim while the slot comes, then the POST at the slot: a
+    # refused POST costs no body, and nothing stands between the slot and the send (a claim after the
+    # slot, behind the interpreter lock of 64 threads, made 1% of POSTs 55 ms or more late, and late
+    # sends are what a strict server's window counts as one too many). An interactive job's POST takes
+    # the first lane: a backfill's crowd of POSTs does not stand before it.
     reservation = rt.limiter.reserve(
         1, max_wait_ms=DEFAULT_INLINE_WAIT_MS, lane=batch.lane, request_id=f"post:{batch_id}:{batch.seq}"
     )
@@ -132,13 +136,6 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
         # No records (a batch whose records are gone): the task's last resort closes it.
         rt.credits.release(batch.count)
         raise
-    # Sent only on time for its slot (250 records read and encoded behind the interpreter lock of 64
-    # threads can take longer than the limiter's 26 ms budget for lateness): else asked for again.
-    token = rt.limiter.hold(reservation)
-    if not token.allowed:
-        rt.credits.release(batch.count)
-        return _requeue(batch, token)
-
     lease_s = rt.settings.connect_timeout_s + rt.settings.read_timeout_s + LEASE_MARGIN_S
     try:
         # No bump: if this worker dies inside the POST, this very message comes back and is still current.
@@ -148,6 +145,18 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
     except TransitionRefused:
         rt.credits.release(batch.count)
         return []
+    # Sent only on time for its slot (250 records read and encoded behind the interpreter lock of 64
+    # threads can take longer than the limiter's 26 ms budget for lateness): else asked for again, and
+    # the claim given back with the doubt it found, so that the next claim is not taken for a re-POST.
+    token = rt.limiter.hold(reservation)
+    if not token.allowed:
+        rt.credits.release(batch.count)
+        with contextlib.suppress(TransitionRefused):
+            rt.batches.transition(
+                batch_id, (BatchState.POSTING,), seq=claimed, to=BatchState.PENDING, lease_until_ms=0,
+                in_doubt=int(in_doubt),
+            )  # fmt: skip
+        return _requeue(batch, token)
     if in_doubt:
         # Counted before it is sent, each time: a batch in doubt twice, or whose doubtful POST was
         # followed by a refused one, is never under-counted (a POST that then fails to connect is
