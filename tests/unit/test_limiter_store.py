@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from dropq.workers.limiter import Decision, LimiterPolicy, MemoryStore, RateLimiter, gcra
 from dropq.workers.limiter.gcra import PPM
-from dropq.workers.limiter.store import Cooldown, LimiterState, LimiterStore
+from dropq.workers.limiter.store import Cooldown, Grant, LimiterState, LimiterStore
 
 # 10 requests/s without margin: one interval = 100 ms, a slot usable up to 50 ms late.
 TABLE_POLICY = LimiterPolicy(10, safety_margin=1.0, tolerance_us=50_000)
@@ -338,3 +338,29 @@ def test_a_promise_the_budget_cannot_reach_is_refused_at_once_not_asked_for_agai
     back = limiter.reserve(max_wait_ms=250, sleep=sleep, lane=gcra.FIRST_LANE, request_id="r", clock=seconds)
     assert back.decision == Decision(True, 0, 70)
     assert sleeps == []
+
+
+def test_a_slot_is_timed_from_the_stores_decision_not_from_an_answer_that_came_back_late() -> None:
+    """An answer that waited 50 ms for the interpreter lock still sends at its slot, not 50 ms after it."""
+    clock = FakeClock(1_000)
+
+    class SlowAnswers(MemoryStore):
+        slow_ms = 0
+
+        def acquire(self, *args: object, **kwargs: object) -> Grant:  # type: ignore[override]
+            grant = super().acquire(*args, **kwargs)  # type: ignore[arg-type]
+            clock.now_ms += self.slow_ms  # the decision is taken; its answer comes back this much later
+            return grant
+
+    store = SlowAnswers(clock)
+    limiter = RateLimiter(store, "acct", 10, policy=TABLE_POLICY)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
+    fast = limiter.reserve(clock=seconds)  # a fast answer: the clocks agree
+    assert limiter.hold(fast, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_050
+    store.slow_ms = 50
+    slow = limiter.reserve(clock=seconds)  # decided at 1050 (slot 1200, from 1150), answered at 1100
+    assert slow.decision == Decision(True, 0, 100)
+    assert limiter.hold(slow, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_150  # sent at its slot; counted from the answer it would have waited until 1200

@@ -39,6 +39,8 @@ DEFAULT_INLINE_WAIT_MS = 250
 
 # A slot ``hold`` missed is asked for again inline this many times at most (while the budget lasts).
 MISSED_SLOT_ASKS = 3
+# How much the estimated offset between the store's clock and the local one may rise per grant.
+OFFSET_CREEP_S = 0.0001
 
 _log = structlog.get_logger(__name__)
 
@@ -88,6 +90,8 @@ class RateLimiter:
         if self.policy.rate_per_s != rate_per_s:
             raise ValueError(f"policy.rate_per_s {self.policy.rate_per_s!r} differs from rate_per_s {rate_per_s!r}")
         self._rng = rng or random.Random()
+        # The local clock minus the store's, by the fastest round trip seen (``_local_time_of``).
+        self._offset_s: float | None = None
 
     def acquire(self, cost: int = 1, *, lane: str = gcra.NO_LANE, request_id: str = "") -> Decision:
         """Take ``cost`` tokens now, or say how long to wait (also while a 429 cooldown runs).
@@ -158,12 +162,13 @@ class RateLimiter:
         request_id = request_id or uuid.uuid4().hex
         while True:
             horizon = max(0, min(horizon_ms, budget_ms))
-            decision = self.acquire_grant(
-                cost, lane=lane, request_id=request_id, horizon_ms=horizon, missed=missed
-            ).decision
+            asked = clock()
+            grant = self.acquire_grant(cost, lane=lane, request_id=request_id, horizon_ms=horizon, missed=missed)
+            decision = grant.decision
             if decision.allowed:
+                decided = self._local_time_of(grant.clock_us, asked, clock())
                 return Reservation(
-                    decision, clock() + decision.delay_ms / 1000, budget_ms - decision.delay_ms, cost, lane, request_id
+                    decision, decided + decision.delay_ms / 1000, budget_ms - decision.delay_ms, cost, lane, request_id
                 )
             # Back after the wait, the request needs a horizon that reaches its slot: a line's promise is
             # LINE_LEAD_MS after the return time, any other slot ``horizon_ms``. A budget that would be too
@@ -174,6 +179,20 @@ class RateLimiter:
                 return Reservation(decision)
             budget_ms -= decision.retry_after_ms
             sleep(decision.retry_after_ms / 1000)
+
+    def _local_time_of(self, clock_us: int, asked: float, answered: float) -> float:
+        """When the store decided (its clock: ``clock_us``), on the local clock: between the ask and the answer.
+
+        The answer can come back tens of milliseconds after the decision (the reply waits for the interpreter
+        lock of 64 threads): a slot counted from the answer is sent that much late, and late sends are what
+        a strict server's window counts as one too many. The store's clock is mapped onto the local one by
+        the fastest round trip seen (a minimum that creeps up by ``OFFSET_CREEP_S`` a grant, so that it follows
+        a clock that moves), and kept within the ask and the answer whatever the clocks do.
+        """
+        sample = answered - clock_us / 1_000_000
+        offset = self._offset_s
+        self._offset_s = sample if offset is None else min(sample, offset + OFFSET_CREEP_S)
+        return min(max(clock_us / 1_000_000 + self._offset_s, asked), answered)
 
     def hold(
         self,
