@@ -13,7 +13,9 @@ after its first part, a single-contact job. Twice: as the baseline (the behaviou
 and early polls: the lone job ``priority="bulk"``, ``DROPQ_POLL_EARLY=false``,
 ``DROPQ_COALESCE_LINGER_S=0``) and with the defaults (``--env`` changes them). Printed per run:
 the lone job's time from its send to its finish, the backfill's contacts a second and its share
-of 60 requests a second (accepted requests over its run), 429s, GETs per batch. Targets (issue 13): the lone job
+of 60 requests a second (accepted requests over its run; and "steady": from its first POST to its last,
+sampled every second, without the start and the tail of GETs that the API's processing time imposes),
+429s, GETs per batch. Targets (issue 13): the lone job
 within 20 s, the backfill at 0.9 of 60 req/s or more.
 """
 
@@ -85,6 +87,16 @@ class Timeline:
         self._stop.set()
         self._thread.join()
 
+    def steady_share(self) -> float:
+        """The share of 60 req/s from the first POST to the last one (the tail of GETs alone left out)."""
+        posted = [s for s in self.samples if s[1] > 0]
+        if len(posted) < 2:
+            return 0.0
+        last = next(s for s in posted if s[1] == posted[-1][1])
+        first = posted[0]
+        span = last[0] - first[0]
+        return (last[1] + last[2] - first[1] - first[2]) / span / RATE if span > 0 else 0.0
+
     def print(self, every_s: int) -> None:
         """A line per ``every_s`` seconds: POST/s, GET/s, both over 60, 429s, batches the API is processing;
         the backfill's contacts received, its batches not yet POSTed, and POSTed but not done."""
@@ -117,7 +129,7 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
     worker = DropqWorker(env, folder / f"{name}.log").start()
     app = client_app(redis_server.url)
     ledger = JobLedger(client, ttl_s=3600)
-    timeline = Timeline(sandbox, client) if args.timeline else None
+    timeline = Timeline(sandbox, client)
     try:
         started = time.time()
         sender = threading.Thread(
@@ -141,12 +153,11 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
             if backfill_s is None and backfill is not None and backfill.is_finished:
                 backfill_s = backfill.finished_ms / 1000 - started
     finally:
-        if timeline is not None:
-            timeline.stop()
+        timeline.stop()
         app.close()
         worker.stop()
         client.close()
-    if timeline is not None:
+    if args.timeline:
         timeline.print(args.timeline)
     if lone_s is None or backfill_s is None:
         return f"{name:<30} did not finish within {args.timeout:.0f} s"
@@ -156,7 +167,7 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
     gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
     gets_per_batch = gets / max(1, int(str(stats["batches_received"])))
     return (
-        f"{name:<30} {lone_s:>7.1f} {args.records / backfill_s:>10.0f} {share:>6.2f}"
+        f"{name:<30} {lone_s:>7.1f} {args.records / backfill_s:>10.0f} {share:>6.2f} {timeline.steady_share():>6.2f}"
         f" {int(str(stats['rate_limited'])):>5} {backfill_s:>7.1f} {gets_per_batch:>5.2f}"
     )
 
@@ -187,7 +198,8 @@ def main() -> None:
         f" API {args.api_s:g}{f'-{args.api_max_s:g}' if args.api_max_s else ''} s",
         flush=True,
     )
-    print(f"{'run':<30} {'lone s':>7} {'contacts/s':>10} {'/60':>6} {'429s':>5} {'wall s':>7} {'GET/b':>5}")
+    header = ("run", "lone s", "contacts/s", "/60", "steady", "429s", "wall s", "GET/b")
+    print(f"{header[0]:<30} " + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], (7, 10, 6, 6, 5, 7, 5), strict=True)))
     with (
         EmbeddedRedis() as redis_server,
         tempfile.TemporaryDirectory(prefix="dropq-bench-backfill-") as folder,
