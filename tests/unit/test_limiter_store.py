@@ -140,14 +140,15 @@ def test_rate_limiter_sleeps_short_waits_and_hands_back_long_ones() -> None:
     """acquire_waiting sleeps inline within its budget; a cooldown is returned for re-enqueueing."""
     clock = FakeClock(1_000)
     limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=TABLE_POLICY)
-    assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(True, 0)
-    assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(True, 0)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire_waiting(sleep=clock.sleep, clock=seconds) == Decision(True, 0)
+    assert limiter.acquire_waiting(sleep=clock.sleep, clock=seconds) == Decision(True, 0)
     assert clock.now_ms == 1_050
     # The next slot (1100, usable from 1050) is beyond a 10 ms budget: back when it is within reach.
-    assert limiter.acquire_waiting(max_wait_ms=10, sleep=clock.sleep) == Decision(False, 90)
+    assert limiter.acquire_waiting(max_wait_ms=10, sleep=clock.sleep, clock=seconds) == Decision(False, 90)
     assert clock.now_ms == 1_050
     limiter.report_429(retry_after_s=5)
-    assert limiter.acquire_waiting(sleep=clock.sleep) == Decision(False, 5_000)
+    assert limiter.acquire_waiting(sleep=clock.sleep, clock=seconds) == Decision(False, 5_000)
 
 
 def test_report_429_uses_the_server_wait_or_backs_off_and_logs_no_secret() -> None:
@@ -311,7 +312,8 @@ def test_a_reserved_slot_is_not_used_when_missed_or_when_a_cooldown_began_meanwh
     assert clock.now_ms == 1_350  # slot 1400, from 1350
     cooled = limiter.reserve(clock=seconds)
     limiter.report_429(retry_after_s=2)
-    assert limiter.hold(cooled, clock.sleep, seconds) == Decision(False, 2_000 - cooled.decision.delay_ms)
+    # Looked for 20 ms before its slot (COOLDOWN_LOOK_LEAD_S), the cooldown has that much more to run.
+    assert limiter.hold(cooled, clock.sleep, seconds) == Decision(False, 2_000 - cooled.decision.delay_ms + 20)
 
 
 def test_a_promise_the_budget_cannot_reach_is_refused_at_once_not_asked_for_again_and_again() -> None:
@@ -364,3 +366,21 @@ def test_a_slot_is_timed_from_the_stores_decision_not_from_an_answer_that_came_b
     assert slow.decision == Decision(True, 0, 100)
     assert limiter.hold(slow, clock.sleep, seconds) == Decision(True, 0)
     assert clock.now_ms == 1_150  # sent at its slot; counted from the answer it would have waited until 1200
+
+
+def test_the_cooldown_is_looked_for_before_the_slot_so_a_slow_look_does_not_make_the_send_late() -> None:
+    """hold() reads the cooldown 20 ms before the slot: a look that takes 15 ms still sends at the slot."""
+    clock = FakeClock(1_000)
+
+    class SlowLooks(MemoryStore):
+        def state(self, *args: object, **kwargs: object) -> LimiterState:  # type: ignore[override]
+            clock.now_ms += 15  # a round trip behind the interpreter lock
+            return super().state(*args, **kwargs)  # type: ignore[arg-type]
+
+    limiter = RateLimiter(SlowLooks(clock), "acct", 10, policy=TABLE_POLICY)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
+    reservation = limiter.reserve(clock=seconds)
+    assert reservation.decision == Decision(True, 0, 50)
+    assert limiter.hold(reservation, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_050  # at the slot; looked for after it, the send would have gone at 1065

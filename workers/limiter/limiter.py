@@ -41,6 +41,9 @@ DEFAULT_INLINE_WAIT_MS = 250
 MISSED_SLOT_ASKS = 3
 # How much the estimated offset between the store's clock and the local one may rise per grant.
 OFFSET_CREEP_S = 0.0001
+# hold() looks for a cooldown begun since the grant this long before the slot (a 429 later than that
+# is not seen: the request goes, like those already in flight when the 429 came).
+COOLDOWN_LOOK_LEAD_S = 0.02
 
 _log = structlog.get_logger(__name__)
 
@@ -217,14 +220,19 @@ class RateLimiter:
             if not decision.allowed:
                 return decision
             wait_s = reservation.send_at - clock()
-            if wait_s > 0:
-                sleep(wait_s)
-            late_ms = (clock() - reservation.send_at) * 1000
             if decision.delay_ms > 0:
-                # Time passed since the grant: a 429 meanwhile started a cooldown the slot is not exempt from.
+                # Time passes before the slot: a 429 meanwhile starts a cooldown the slot is not exempt from.
+                # Looked for a little before the slot, not after it: the look is a round trip, and one that
+                # waited for the interpreter lock would make the request late after its lateness was checked.
+                if wait_s > COOLDOWN_LOOK_LEAD_S:
+                    sleep(wait_s - COOLDOWN_LOOK_LEAD_S)
                 cooldown_ms = self.state().cooldown_ms
                 if cooldown_ms > 0:
                     return Decision(False, cooldown_ms)
+                wait_s = reservation.send_at - clock()
+            if wait_s > 0:
+                sleep(wait_s)
+            late_ms = (clock() - reservation.send_at) * 1000
             if late_ms <= gcra.LATE_SEND_MS:
                 return Decision(True, 0)
             _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
