@@ -291,16 +291,22 @@ def test_a_crowd_of_waiters_asks_about_once_per_grant() -> None:
     assert max(grants) <= 200 / (50 * 0.97) * 1_000 + 200, max(grants)
 
 
+def _second_slot_goes_on_time(limiter: RateLimiter, clock: FakeClock) -> None:
+    """From 1000 on a fresh account: a grant, then a reservation of the next slot, held until it opens (1050)."""
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
+    reservation = limiter.reserve(clock=seconds)
+    assert reservation.decision == Decision(True, 0, 50)
+    assert limiter.hold(reservation, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_050
+
+
 def test_a_reserved_slot_is_not_used_when_missed_or_when_a_cooldown_began_meanwhile() -> None:
     """reserve, prepare, hold: on time it goes; more than LATE_SEND_MS late, or after a 429 meanwhile, it does not."""
     clock = FakeClock(1_000)
     limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=TABLE_POLICY)
     seconds = lambda: clock.now_ms / 1000  # noqa: E731
-    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
-    on_time = limiter.reserve(clock=seconds)
-    assert on_time.decision == Decision(True, 0, 50)
-    assert limiter.hold(on_time, clock.sleep, seconds) == Decision(True, 0)
-    assert clock.now_ms == 1_050
+    _second_slot_goes_on_time(limiter, clock)
     missed = limiter.reserve(max_wait_ms=100, clock=seconds)  # 1200, from 1150: no budget left after it
     clock.sleep(0.1 + (gcra.LATE_SEND_MS + 1) / 1000)  # the preparation took the thread past its slot
     assert limiter.hold(missed, clock.sleep, seconds) == Decision(False, 0)
@@ -377,10 +383,5 @@ def test_the_cooldown_is_looked_for_before_the_slot_so_a_slow_look_does_not_make
             clock.now_ms += 15  # a round trip behind the interpreter lock
             return super().state(*args, **kwargs)  # type: ignore[arg-type]
 
-    limiter = RateLimiter(SlowLooks(clock), "acct", 10, policy=TABLE_POLICY)
-    seconds = lambda: clock.now_ms / 1000  # noqa: E731
-    assert limiter.acquire().allowed  # the next slot: 1100, usable from 1050
-    reservation = limiter.reserve(clock=seconds)
-    assert reservation.decision == Decision(True, 0, 50)
-    assert limiter.hold(reservation, clock.sleep, seconds) == Decision(True, 0)
-    assert clock.now_ms == 1_050  # at the slot; looked for after it, the send would have gone at 1065
+    # At the slot (1050); looked for after it, the send would have gone at 1065.
+    _second_slot_goes_on_time(RateLimiter(SlowLooks(clock), "acct", 10, policy=TABLE_POLICY), clock)
