@@ -385,3 +385,15 @@ def test_the_cooldown_is_looked_for_before_the_slot_so_a_slow_look_does_not_make
 
     # At the slot (1050); looked for after it, the send would have gone at 1065.
     _second_slot_goes_on_time(RateLimiter(SlowLooks(clock), "acct", 10, policy=TABLE_POLICY), clock)
+
+
+def test_a_slot_granted_during_a_cooldown_is_used_once_the_cooldown_is_over() -> None:
+    """hold() looks for the cooldown before the slot: one that ends at the slot does not refuse it."""
+    clock = FakeClock(1_000)
+    limiter = RateLimiter(MemoryStore(clock), "acct", 10, policy=TABLE_POLICY)
+    seconds = lambda: clock.now_ms / 1000  # noqa: E731
+    limiter.report_429(retry_after_s=0.1)
+    reservation = limiter.reserve(lane=gcra.FIRST_LANE, request_id="r", clock=seconds)
+    assert reservation.decision == Decision(True, 0, 100)  # the slot at the cooldown's end
+    assert limiter.hold(reservation, clock.sleep, seconds) == Decision(True, 0)
+    assert clock.now_ms == 1_100

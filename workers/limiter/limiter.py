@@ -215,7 +215,7 @@ class RateLimiter:
             a cooldown's (``retry_after_ms`` its time left); or ``Decision(False, 0)``, slots missed with
             no budget left to ask again inline (the caller asks again at once, e.g. re-enqueued).
         """
-        for _ in range(MISSED_SLOT_ASKS + 1):
+        for attempt in range(MISSED_SLOT_ASKS + 1):
             decision = reservation.decision
             if not decision.allowed:
                 return decision
@@ -224,12 +224,14 @@ class RateLimiter:
                 # Time passes before the slot: a 429 meanwhile starts a cooldown the slot is not exempt from.
                 # Looked for a little before the slot, not after it: the look is a round trip, and one that
                 # waited for the interpreter lock would make the request late after its lateness was checked.
+                # Only a cooldown that reaches past the slot refuses it: a slot granted during a cooldown
+                # already lies after its end.
                 if wait_s > COOLDOWN_LOOK_LEAD_S:
                     sleep(wait_s - COOLDOWN_LOOK_LEAD_S)
                 cooldown_ms = self.state().cooldown_ms
-                if cooldown_ms > 0:
-                    return Decision(False, cooldown_ms)
                 wait_s = reservation.send_at - clock()
+                if cooldown_ms > max(0.0, wait_s * 1000) + gcra.LATE_SEND_MS:
+                    return Decision(False, cooldown_ms)
             if wait_s > 0:
                 sleep(wait_s)
             late_ms = (clock() - reservation.send_at) * 1000
@@ -237,7 +239,7 @@ class RateLimiter:
                 return Decision(True, 0)
             _log.debug("limiter_slot_missed", account=self.account, late_ms=round(late_ms))
             budget_ms = reservation.budget_ms - math.ceil(late_ms)
-            if budget_ms <= 0:
+            if budget_ms <= 0 or attempt == MISSED_SLOT_ASKS:
                 break
             reservation = self.reserve(
                 reservation.cost, budget_ms, sleep, lane=reservation.lane, request_id=reservation.request_id,

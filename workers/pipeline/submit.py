@@ -145,17 +145,27 @@ def _post(rt: Runtime, batch: Batch) -> list[Followup]:
     except TransitionRefused:
         rt.credits.release(batch.count)
         return []
+
     # Sent only on time for its slot (250 records read and encoded behind the interpreter lock of 64
     # threads can take longer than the limiter's 26 ms budget for lateness): else asked for again, and
     # the claim given back with the doubt it found, so that the next claim is not taken for a re-POST.
-    token = rt.limiter.hold(reservation)
-    if not token.allowed:
+    def give_back() -> None:
         rt.credits.release(batch.count)
         with contextlib.suppress(TransitionRefused):
             rt.batches.transition(
                 batch_id, (BatchState.POSTING,), seq=claimed, to=BatchState.PENDING, lease_until_ms=0,
                 in_doubt=int(in_doubt),
             )  # fmt: skip
+
+    try:
+        token = rt.limiter.hold(reservation)
+    except BaseException:
+        # Redis gone during the wait: nothing was sent, so no later claim may take this one for a re-POST.
+        with contextlib.suppress(Exception):
+            give_back()
+        raise
+    if not token.allowed:
+        give_back()
         return _requeue(batch, token)
     if in_doubt:
         # Counted before it is sent, each time: a batch in doubt twice, or whose doubtful POST was
