@@ -58,12 +58,16 @@ def _parts(records: int) -> list[dict[str, object]]:
     return parts
 
 
+def _gets(stats: dict[str, object]) -> int:
+    """The GETs the sandbox answered, ready or not."""
+    return sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+
+
 class Timeline:
     """The sandbox's requests over time, sampled every second: POSTs, GETs and 429s a second, batches in flight."""
 
     def __init__(self, sandbox: Sandbox, client: redis.Redis) -> None:
         self.sandbox = sandbox
-        self.client = client
         self.ledger = JobLedger(client, ttl_s=3600)
         self.samples: list[tuple[float, int, int, int, int, int, int, int]] = []
         self._stop = threading.Event()
@@ -74,7 +78,7 @@ class Timeline:
         started = time.monotonic()
         while not self._stop.wait(1.0):
             stats = self.sandbox.stats()
-            gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+            gets = _gets(stats)
             job = self.ledger.read("backfill")
             self.samples.append((
                 time.monotonic() - started, int(str(stats["batches_received"])), gets,
@@ -164,7 +168,7 @@ def run(name: str, baseline: bool, args: argparse.Namespace, redis_server: Embed
     stats = sandbox.stats()
     accepted = sum(int(n) for n in stats["requests"].values()) - int(str(stats["rate_limited"]))  # type: ignore[union-attr]
     share = accepted / backfill_s / RATE
-    gets = sum(int(str(stats[name])) for name in ("polls_not_ready", "polls_in_progress", "polls_ready"))
+    gets = _gets(stats)
     gets_per_batch = gets / max(1, int(str(stats["batches_received"])))
     return (
         f"{name:<30} {lone_s:>7.1f} {args.records / backfill_s:>10.0f} {share:>6.2f} {timeline.steady_share():>6.2f}"

@@ -177,8 +177,8 @@ class RateLimiter:
             # LINE_LEAD_MS after the return time, any other slot ``horizon_ms``. A budget that would be too
             # short by then gives the refusal now (the caller re-enqueues with it), instead of asking again
             # and again as the horizon shrinks with the budget.
-            reach_ms = gcra.LINE_LEAD_MS if lane in gcra.LANES else horizon_ms
-            if decision.retry_after_ms + min(reach_ms, horizon_ms) > budget_ms:
+            reach_ms = min(gcra.LINE_LEAD_MS, horizon_ms) if lane in gcra.LANES else horizon_ms
+            if decision.retry_after_ms + reach_ms > budget_ms:
                 return Reservation(decision)
             budget_ms -= decision.retry_after_ms
             sleep(decision.retry_after_ms / 1000)

@@ -154,7 +154,7 @@ class MemoryStore:
         cooling = until_ms is not None and now_ms < until_ms
         interval_us = gcra.scaled_interval_us(policy.base_interval_us, self._factor(account, policy, now_ms))
         lines = self._lines.setdefault(account, {gcra.FIRST_LANE: {}, gcra.BULK_LANE: {}})
-        lined = lane in (gcra.FIRST_LANE, gcra.BULK_LANE)
+        lined = lane in gcra.LANES
         line: dict[str, int] | None = None
         if lined:
             for members in lines.values():
